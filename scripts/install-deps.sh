@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything Pieces needs to build and test, from Debian's packages only.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  # build
+  cmake ninja-build g++ pkg-config
+  # libraries
+  nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-dev
+  # tests
+  libgtest-dev googletest python3 python3-pytest busybox-static
+  # runtimes the tests and benchmarks compare with
+  runc crun hyperfine
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

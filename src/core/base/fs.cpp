@@ -1,0 +1,224 @@
+#include "core/base/fs.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <vector>
+
+#include "core/base/error.h"
+
+namespace pieces {
+
+std::string quote(std::string_view path) {
+    std::string out;
+    out.reserve(path.size() + 2);
+    out += '"';
+    out += path;
+    out += '"';
+    return out;
+}
+
+std::string read_all(borrowed_fd fd) {
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("read");
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+std::string read_file(const std::string& path) {
+    unique_fd fd = open_path(path, O_RDONLY);
+    return with_context("read " + quote(path), [&] { return read_all(fd); });
+}
+
+void write_all(borrowed_fd fd, std::string_view data, std::string_view what) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd.get(), data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("write", what);
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+}
+
+unique_fd open_path(const std::string& path, int flags, mode_t mode) {
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) throw_errno("open", quote(path));
+    return unique_fd(fd);
+}
+
+void write_file(const std::string& path, std::string_view data, int flags, mode_t mode) {
+    unique_fd fd = open_path(path, O_WRONLY | flags, mode);
+    write_all(fd, data, quote(path));
+}
+
+void write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+    std::string tmp = path + ".tmp";
+    write_file(tmp, data, O_CREAT | O_TRUNC, mode);
+    if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno("rename", quote(tmp));
+}
+
+namespace {
+
+std::vector<std::string> split_components(std::string_view path) {
+    std::vector<std::string> parts;
+    size_t i = 0;
+    while (i < path.size()) {
+        size_t j = path.find('/', i);
+        if (j == std::string_view::npos) j = path.size();
+        std::string_view part = path.substr(i, j - i);
+        if (!part.empty() && part != ".") parts.emplace_back(part);
+        i = j + 1;
+    }
+    return parts;
+}
+
+// Resolution without openat2: walks one component at a time with O_NOFOLLOW, expanding
+// symlinks ourselves so that "/" and ".." stay clamped at the root.
+int walk_in_root(int root, std::string_view path, int flags, mode_t mode) {
+    std::vector<std::string> todo = split_components(path);
+    std::vector<std::string> stack;  // components resolved so far, for ".."
+    std::vector<unique_fd> fds;      // fds[i] is the directory reached after stack[0..i]
+    int links = 0;
+    auto current = [&]() { return fds.empty() ? root : fds.back().get(); };
+    size_t idx = 0;
+    while (idx < todo.size()) {
+        std::string part = todo[idx++];
+        if (part == "..") {
+            if (!stack.empty()) {
+                stack.pop_back();
+                fds.pop_back();
+            }
+            continue;
+        }
+        bool last = idx == todo.size();
+        int oflags = last ? (flags | O_NOFOLLOW) : (O_PATH | O_DIRECTORY | O_NOFOLLOW);
+        int fd = ::openat(current(), part.c_str(), oflags | O_CLOEXEC, mode);
+        if (fd < 0 && (errno == ELOOP || errno == ENOTDIR || errno == EMLINK)) {
+            // It may be a symlink: read it and splice its target into what is left.
+            char target[4096];
+            ssize_t n = ::readlinkat(current(), part.c_str(), target, sizeof target - 1);
+            if (n < 0) return -errno;
+            if (++links > 40) return -ELOOP;
+            std::vector<std::string> rest = split_components(std::string_view(target, static_cast<size_t>(n)));
+            rest.insert(rest.end(), todo.begin() + static_cast<long>(idx), todo.end());
+            todo = std::move(rest);
+            idx = 0;
+            if (target[0] == '/') {
+                stack.clear();
+                fds.clear();
+            }
+            continue;
+        }
+        if (fd < 0) return -errno;
+        if (last) return fd;
+        stack.push_back(part);
+        fds.emplace_back(fd);
+    }
+    // The path named the root itself.
+    int fd = ::openat(current(), ".", (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+}  // namespace
+
+int try_open_in_root(borrowed_fd root, std::string_view path, int flags, mode_t mode) {
+    static bool have_openat2 = true;
+    std::string p(path.empty() ? "." : path);
+    if (have_openat2) {
+        open_how how{};
+        how.flags = static_cast<__u64>(flags | O_CLOEXEC);
+        how.mode = (flags & O_CREAT) ? mode : 0;
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        for (;;) {
+            long fd = ::syscall(SYS_openat2, root.get(), p.c_str(), &how, sizeof how);
+            if (fd >= 0) return static_cast<int>(fd);
+            if (errno == EAGAIN || errno == EINTR) continue;  // a rename raced the lookup
+            if (errno == ENOSYS || errno == EPERM) break;     // missing, or blocked by a filter
+            return -errno;
+        }
+        have_openat2 = false;
+    }
+    return walk_in_root(root.get(), p, flags, mode);
+}
+
+unique_fd open_in_root(borrowed_fd root, std::string_view path, int flags, mode_t mode) {
+    int fd = try_open_in_root(root, path, flags, mode);
+    if (fd < 0) throw_errno_code(-fd, "open in root", quote(path));
+    return unique_fd(fd);
+}
+
+std::string parent_of(std::string_view path) {
+    auto parts = split_components(path);
+    std::string out;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) out += "/" + parts[i];
+    return out.empty() ? "/" : out;
+}
+
+std::string base_of(std::string_view path) {
+    auto parts = split_components(path);
+    return parts.empty() ? std::string() : parts.back();
+}
+
+unique_fd mkdir_all_in_root(borrowed_fd root, std::string_view path, mode_t mode) {
+    int fd = try_open_in_root(root, path, O_PATH | O_DIRECTORY);
+    if (fd >= 0) return unique_fd(fd);
+    if (fd != -ENOENT) throw_errno_code(-fd, "open in root", quote(path));
+    // Walk from the top, making each missing directory below an fd already checked to be inside.
+    std::string sofar;
+    unique_fd dir(::dup(root.get()));
+    for (const std::string& part : split_components(path)) {
+        if (part == "..") {
+            sofar = parent_of(sofar);
+        } else {
+            sofar += "/" + part;
+        }
+        int next = try_open_in_root(root, sofar, O_PATH | O_DIRECTORY);
+        if (next == -ENOENT && part != "..") {
+            if (::mkdirat(dir.get(), part.c_str(), mode) < 0 && errno != EEXIST)
+                throw_errno("mkdir", quote(sofar));
+            next = try_open_in_root(root, sofar, O_PATH | O_DIRECTORY);
+        }
+        if (next < 0) throw_errno_code(-next, "open in root", quote(sofar));
+        dir.reset(next);
+    }
+    return dir;
+}
+
+unique_fd make_file_in_root(borrowed_fd root, std::string_view path, mode_t mode) {
+    int fd = try_open_in_root(root, path, O_PATH);
+    if (fd >= 0) return unique_fd(fd);
+    if (fd != -ENOENT) throw_errno_code(-fd, "open in root", quote(path));
+    unique_fd dir = mkdir_all_in_root(root, parent_of(path));
+    std::string name = base_of(path);
+    unique_fd dirfd(::openat(dir.get(), ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
+    if (!dirfd) throw_errno("open", quote(parent_of(path)));
+    int created = ::openat(dirfd.get(), name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (created < 0 && errno != EEXIST) throw_errno("create", quote(path));
+    if (created >= 0) ::close(created);
+    return open_in_root(root, path, O_PATH);
+}
+
+std::string fd_path(borrowed_fd fd) { return "/proc/self/fd/" + std::to_string(fd.get()); }
+
+void remove_all(const std::string& path) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory)
+        throw error("remove " + quote(path) + ": " + ec.message(), ec.value());
+}
+
+}  // namespace pieces

@@ -1,0 +1,51 @@
+// File-system helpers: whole-file I/O and paths resolved safely inside a root.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "core/base/unique_fd.h"
+
+namespace pieces {
+
+/// Wraps a path in double quotes for messages.
+std::string quote(std::string_view path);
+
+/// Reads a whole file.
+std::string read_file(const std::string& path);
+/// Reads everything left in `fd`.
+std::string read_all(borrowed_fd fd);
+/// Writes all of `data` to `fd`, retrying short writes.
+void write_all(borrowed_fd fd, std::string_view data, std::string_view what);
+/// Opens `path` with `flags` (O_CLOEXEC added) and writes `data`.
+void write_file(const std::string& path, std::string_view data, int flags = 0, mode_t mode = 0644);
+/// Writes `data` to a file and renames it over `path`, so readers see old or new, never half.
+void write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+
+/// Opens a path (O_CLOEXEC added); throws with the path on failure.
+unique_fd open_path(const std::string& path, int flags, mode_t mode = 0);
+
+/// Opens `path` as if `root` were "/": ".." and symlinks never leave it, magic links refused.
+/// Uses openat2(RESOLVE_IN_ROOT), or a component-by-component walk where openat2 is missing.
+unique_fd open_in_root(borrowed_fd root, std::string_view path, int flags, mode_t mode = 0);
+/// Like open_in_root, returning -errno instead of throwing.
+int try_open_in_root(borrowed_fd root, std::string_view path, int flags, mode_t mode = 0);
+
+/// Makes every missing directory of `path` inside `root`; returns an O_PATH fd to the last.
+unique_fd mkdir_all_in_root(borrowed_fd root, std::string_view path, mode_t mode = 0755);
+/// Makes the parents of `path` and an empty regular file there when missing; returns O_PATH fd.
+unique_fd make_file_in_root(borrowed_fd root, std::string_view path, mode_t mode = 0644);
+
+/// Splits "a//b/./c/" into components, dropping empty and "." parts.
+std::string parent_of(std::string_view path);
+std::string base_of(std::string_view path);
+
+/// The "/proc/self/fd/N" path naming an open descriptor.
+std::string fd_path(borrowed_fd fd);
+
+/// Removes a directory tree; missing is not an error.
+void remove_all(const std::string& path);
+
+}  // namespace pieces

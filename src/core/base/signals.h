@@ -1,0 +1,11 @@
+// Signal names and numbers as the runtime's command line spells them.
+#pragma once
+
+#include <string>
+
+namespace pieces {
+
+/// Parses "9", "KILL" or "SIGKILL" (also "RTMIN+3"); throws on anything else.
+int parse_signal(const std::string& text);
+
+}  // namespace pieces

@@ -1,0 +1,147 @@
+#include "core/cgroup/cgroup.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <set>
+#include <thread>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/base/procfs.h"
+
+namespace pieces::cgroup {
+namespace {
+
+std::string normalize(const std::string& path) {
+    std::string out;
+    // Collapse "//" and drop "." and "..": a cgroup path never leaves its hierarchy.
+    size_t i = 0;
+    std::vector<std::string> parts;
+    while (i <= path.size()) {
+        size_t j = path.find('/', i);
+        if (j == std::string::npos) j = path.size();
+        std::string p = path.substr(i, j - i);
+        if (p == "..") {
+            if (!parts.empty()) parts.pop_back();
+        } else if (!p.empty() && p != ".") {
+            parts.push_back(p);
+        }
+        i = j + 1;
+    }
+    for (const auto& p : parts) out += "/" + p;
+    return out;
+}
+
+// The caller's cgroup in the hierarchy mounted as `m`.
+std::string caller_cgroup(const procfs::mount_info& m, const std::vector<procfs::cgroup_membership>& mine) {
+    for (const auto& c : mine) {
+        if (m.fstype == "cgroup2") {
+            if (c.hierarchy == 0) return c.path;
+            continue;
+        }
+        std::istringstream ss(c.controllers);
+        std::string ctl;
+        while (std::getline(ss, ctl, ','))
+            if (!ctl.empty() && ("," + m.super_options + ",").find("," + ctl + ",") != std::string::npos) return c.path;
+    }
+    return "/";
+}
+
+bool is_cpuset(const std::string& dir) { return ::access((dir + "/cpuset.cpus").c_str(), F_OK) == 0; }
+
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+// v1 cpuset refuses tasks while cpus/mems are empty: fill them from the parent, top down.
+void inherit_cpuset(const std::string& mount_point, const std::string& rel) {
+    std::string dir = mount_point;
+    size_t i = 1;
+    while (i <= rel.size()) {
+        size_t j = rel.find('/', i);
+        if (j == std::string::npos) j = rel.size();
+        std::string parent = dir;
+        dir += "/" + rel.substr(i, j - i);
+        for (const char* f : {"cpuset.cpus", "cpuset.mems"}) {
+            if (trimmed(read_file(dir + "/" + f)).empty()) write_file(dir + "/" + f, read_file(parent + "/" + f));
+        }
+        i = j + 1;
+    }
+}
+
+}  // namespace
+
+group group::for_container(const std::optional<std::string>& cgroups_path, const std::string& id) {
+    std::vector<std::string> dirs;
+    auto mine = procfs::cgroups();
+    std::set<std::string> seen;
+    for (const auto& m : procfs::mountinfo()) {
+        if (m.fstype != "cgroup" && m.fstype != "cgroup2") continue;
+        if (!seen.insert(m.mount_point).second) continue;
+        std::string rel;
+        if (cgroups_path && !cgroups_path->empty() && (*cgroups_path)[0] == '/') {
+            rel = *cgroups_path;
+        } else {
+            rel = caller_cgroup(m, mine) + "/" + (cgroups_path && !cgroups_path->empty() ? *cgroups_path : id);
+        }
+        // The mount may show only part of the hierarchy (m.root); paths are relative to that.
+        if (m.root != "/" && rel.rfind(m.root, 0) == 0) rel = rel.substr(m.root.size());
+        dirs.push_back(m.mount_point + normalize(rel));
+    }
+    return group(std::move(dirs));
+}
+
+void group::create_and_join(pid_t pid) const {
+    for (const std::string& dir : dirs_) {
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        if (ec) throw error("create cgroup " + quote(dir) + ": " + ec.message(), ec.value());
+        if (is_cpuset(dir)) {
+            // Find the mount point: the longest prefix that is not itself a cpuset child we made.
+            for (const auto& m : procfs::mountinfo())
+                if (m.fstype == "cgroup" && dir.rfind(m.mount_point + "/", 0) == 0 && is_cpuset(m.mount_point))
+                    inherit_cpuset(m.mount_point, dir.substr(m.mount_point.size()));
+        }
+        with_context("join cgroup " + quote(dir), [&] { write_file(dir + "/cgroup.procs", std::to_string(pid)); });
+    }
+}
+
+std::vector<pid_t> group::pids() const {
+    std::vector<pid_t> out;
+    if (dirs_.empty()) return out;
+    // Every hierarchy holds every process; prefer cgroup2 (last on hybrid hosts), else the first.
+    std::string dir = dirs_.front();
+    for (const auto& d : dirs_)
+        if (::access((d + "/cgroup.kill").c_str(), F_OK) == 0 || ::access((d + "/cgroup.events").c_str(), F_OK) == 0) dir = d;
+    std::ifstream in(dir + "/cgroup.procs");
+    pid_t pid;
+    while (in >> pid) out.push_back(pid);
+    return out;
+}
+
+void group::signal_all(int sig) const {
+    for (pid_t pid : pids()) ::kill(pid, sig);
+}
+
+void group::destroy() const {
+    for (const std::string& dir : dirs_) {
+        for (int attempt = 0;; ++attempt) {
+            if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
+            // A process that just died may still be leaving the cgroup: give it a moment.
+            if (errno == EBUSY && attempt < 100) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(attempt < 10 ? 1 : 10));
+                continue;
+            }
+            throw_errno("remove cgroup", quote(dir));
+        }
+    }
+}
+
+}  // namespace pieces::cgroup

@@ -1,0 +1,37 @@
+// Placing a container in cgroups on v1, v2 and hybrid hosts, listing and killing its processes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pieces::cgroup {
+
+/// The directories of one container's cgroup, one per mounted hierarchy.
+class group {
+public:
+    group() = default;
+    explicit group(std::vector<std::string> dirs) : dirs_(std::move(dirs)) {}
+
+    /// Works out the directories for a container: `cgroups_path` absolute (from each
+    /// hierarchy's root), relative (below the caller's own cgroup), or absent (the id there).
+    static group for_container(const std::optional<std::string>& cgroups_path, const std::string& id);
+
+    /// Makes the directories (copying cpuset's cpus/mems down where v1 needs them) and moves `pid` in.
+    void create_and_join(pid_t pid) const;
+    /// The processes in the cgroup.
+    std::vector<pid_t> pids() const;
+    /// Sends `sig` to every process in the cgroup.
+    void signal_all(int sig) const;
+    /// Removes the directories; processes must be gone.
+    void destroy() const;
+
+    const std::vector<std::string>& dirs() const { return dirs_; }
+
+private:
+    std::vector<std::string> dirs_;
+};
+
+}  // namespace pieces::cgroup

@@ -1,0 +1,117 @@
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/base/log.h"
+#include "core/base/procfs.h"
+#include "core/container/internal.h"
+#include "core/container/lifecycle.h"
+#include "core/linux/terminal.h"
+#include "core/proc/spawn.h"
+#include "core/spec/config.h"
+
+namespace pieces::container {
+namespace {
+
+std::string absolute_bundle(const std::string& bundle) {
+    char real[PATH_MAX];
+    if (!::realpath(bundle.c_str(), real)) throw_errno("bundle", quote(bundle));
+    struct stat st {};
+    if (::stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) throw error("bundle " + quote(bundle) + " is not a directory");
+    return real;
+}
+
+void check_config_for_create(const spec::config& cfg, const create_options& opts, const std::string& bundle) {
+    if (!cfg.process) throw error("config.json: process is required to create a container");
+    if (!cfg.linux.find(spec::ns_type::mount)) throw error("config.json: linux.namespaces: a mount namespace is required");
+    if (cfg.process->terminal && opts.console_socket.empty())
+        throw error("config.json: process.terminal is true but no --console-socket was given");
+    if (!cfg.process->terminal && !opts.console_socket.empty())
+        throw error("--console-socket given but process.terminal is false");
+    std::string rootfs = cfg.root_path[0] == '/' ? cfg.root_path : bundle + "/" + cfg.root_path;
+    struct stat st {};
+    if (::stat(rootfs.c_str(), &st) < 0) throw_errno("rootfs", quote(rootfs));
+    if (!S_ISDIR(st.st_mode)) throw error("rootfs " + quote(rootfs) + " is not a directory");
+}
+
+}  // namespace
+
+nlohmann::json hook_state(const std::string& id, const char* status, pid_t pid, const std::string& bundle,
+                          const std::map<std::string, std::string>& annotations) {
+    nlohmann::json j = {{"ociVersion", spec::oci_version}, {"id", id}, {"status", status}, {"bundle", bundle}};
+    if (pid > 0) j["pid"] = pid;
+    j["annotations"] = annotations;
+    return j;
+}
+
+created_container create_container(const create_options& opts) {
+    return with_context("create container " + opts.id, [&] {
+        std::string bundle = absolute_bundle(opts.bundle);
+        spec::config cfg = spec::load_config(bundle);
+        check_config_for_create(cfg, opts, bundle);
+        validate_id(opts.id);
+
+        state_dir dir = state_dir::create(opts.root, opts.id);
+        cgroup::group cg = cgroup::group::for_container(cfg.linux.cgroups_path, opts.id);
+        pid_t pid = 0;
+        try {
+            if (::mkfifo(dir.fifo_path().c_str(), 0622) < 0) throw_errno("mkfifo", quote(dir.fifo_path()));
+            unique_fd fifo = open_path(dir.fifo_path(), O_PATH);
+            unique_fd console;
+            if (!opts.console_socket.empty()) console = linux_::connect_console_socket(opts.console_socket);
+
+            proc::init_request req;
+            req.cfg = &cfg;
+            req.bundle = bundle;
+            req.exec_fifo = fifo;
+            req.console_socket = console ? borrowed_fd(console) : borrowed_fd(-1);
+            req.no_pivot = opts.no_pivot;
+            req.no_new_keyring = opts.no_new_keyring;
+            req.preserve_fds = opts.preserve_fds;
+            proc::spawn_hooks hooks;
+            hooks.state_json = [&](pid_t init) { return hook_state(opts.id, "creating", init, bundle, cfg.annotations).dump(); };
+            pid = proc::spawn_init(req, cg, hooks);
+
+            saved_state s;
+            s.id = opts.id;
+            s.pid = pid;
+            auto st = procfs::stat(pid);
+            if (!st) throw error("init (pid " + std::to_string(pid) + ") exited during setup");
+            s.start_time = st->start_time;
+            s.bundle = bundle;
+            s.rootfs = cfg.root_path[0] == '/' ? cfg.root_path : bundle + "/" + cfg.root_path;
+            s.created = log::rfc3339_now();
+            s.annotations = cfg.annotations;
+            s.cgroup_dirs = cg.dirs();
+            s.hooks = nlohmann::json::object();
+            s.hooks["poststart"] = spec::hooks_to_json(cfg.hooks.poststart);
+            s.hooks["poststop"] = spec::hooks_to_json(cfg.hooks.poststop);
+            dir.save(s);
+            if (!opts.pid_file.empty()) write_file_atomic(opts.pid_file, std::to_string(pid), 0644);
+        } catch (...) {
+            if (pid > 0) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            }
+            try {
+                cg.destroy();
+            } catch (const std::exception& e) {
+                log::warning(e.what());
+            }
+            dir.remove();
+            throw;
+        }
+        return created_container{pid, std::move(dir)};
+    });
+}
+
+pid_t create(const create_options& opts) { return create_container(opts).pid; }
+
+}  // namespace pieces::container

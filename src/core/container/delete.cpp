@@ -1,0 +1,61 @@
+#include <poll.h>
+#include <signal.h>
+#include "core/base/pidfd.h"
+
+#include <cerrno>
+
+#include "core/base/error.h"
+#include "core/base/log.h"
+#include "core/cgroup/cgroup.h"
+#include "core/container/internal.h"
+#include "core/linux/hooks.h"
+
+namespace pieces::container {
+namespace {
+
+// Kills the init (and everything else in the cgroup) and waits for the init to be gone.
+void kill_and_wait(const saved_state& s) {
+    cgroup::group cg(s.cgroup_dirs);
+    unique_fd pidfd(pieces::pidfd_open(s.pid, 0));
+    if (pidfd && init_alive(s)) pieces::pidfd_send_signal(pidfd.get(), SIGKILL);
+    cg.signal_all(SIGKILL);
+    if (pidfd) {
+        pollfd p{pidfd.get(), POLLIN, 0};
+        while (::poll(&p, 1, 10000) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+}  // namespace
+
+void remove_locked(state_dir& dir, const saved_state& s) {
+    cgroup::group cg(s.cgroup_dirs);
+    // Stragglers (an init that exited leaves its children behind without a pid namespace).
+    if (!cg.pids().empty()) {
+        cg.signal_all(SIGKILL);
+    }
+    std::string st = hook_state(s.id, "stopped", 0, s.bundle, s.annotations).dump();
+    linux_::run_hooks_warn(spec::parse_hooks(s.hooks.value("poststop", nlohmann::json::array()), "hooks.poststop"), st,
+                           "poststop");
+    cg.destroy();
+    dir.remove();
+}
+
+void remove(const std::string& root, const std::string& id, bool force) {
+    with_context("delete container " + id, [&] {
+        state_dir dir = state_dir::open(root, id, true);
+        saved_state s = dir.load();
+        switch (dir.current_status(s)) {
+            case status::stopped: break;
+            case status::created: kill_and_wait(s); break;
+            default:
+                if (!force)
+                    throw error("cannot delete container " + id + " that is not stopped: " +
+                                status_name(dir.current_status(s)));
+                kill_and_wait(s);
+        }
+        remove_locked(dir, s);
+    });
+}
+
+}  // namespace pieces::container

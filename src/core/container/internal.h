@@ -1,0 +1,37 @@
+// Pieces shared by the lifecycle verbs; not for the CLIs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/container/lifecycle.h"
+#include "core/container/state_store.h"
+#include "core/spec/config.h"
+
+namespace pieces::container {
+
+/// A container just created, with its state directory still locked.
+struct created_container {
+    pid_t pid;
+    state_dir dir;
+};
+
+/// create, keeping the lock so `run` can go straight on to start.
+created_container create_container(const create_options& opts);
+
+/// Releases the init of a created container (under the held lock) and runs poststart hooks.
+void start_locked(state_dir& dir, const saved_state& s);
+
+/// The state document hooks receive on stdin.
+nlohmann::json hook_state(const std::string& id, const char* status, pid_t pid, const std::string& bundle,
+                          const std::map<std::string, std::string>& annotations);
+
+/// Deletes a stopped container under the held lock: poststop hooks, cgroup, state directory.
+void remove_locked(state_dir& dir, const saved_state& s);
+
+}  // namespace pieces::container

@@ -1,0 +1,59 @@
+// The lifecycle verbs over a container's state directory: create, start, run, kill, delete, state.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace pieces::container {
+
+/// What `create` and `run` are asked.
+struct create_options {
+    std::string root;            ///< --root: where state directories live
+    std::string id;
+    std::string bundle = ".";
+    std::string pid_file;
+    std::string console_socket;
+    bool no_pivot = false;
+    bool no_new_keyring = false;
+    int preserve_fds = 0;
+};
+
+/// Sets a container up and leaves its init parked until `start`. Returns the init's pid.
+/// On failure nothing is left: no state directory, cgroup or process.
+pid_t create(const create_options& opts);
+
+/// Lets a created container's init exec the user's program, then runs poststart hooks.
+void start(const std::string& root, const std::string& id);
+
+/// What `run` does after starting.
+struct run_options {
+    bool detach = false;
+    bool keep = false;          ///< keep the stopped container instead of deleting it
+    bool no_subreaper = false;
+};
+
+/// create + start; in the foreground waits, forwards signals, deletes (unless keep) and returns
+/// the container's exit status (128+N when killed by signal N). Detached returns 0 at once.
+int run(const create_options& opts, const run_options& ropts);
+
+/// Sends `sig` to the init, or with `all` to every process of the container.
+void kill(const std::string& root, const std::string& id, int sig, bool all);
+
+/// Deletes a stopped (or created) container: poststop hooks, cgroup, state. `force` kills a
+/// running one first.
+void remove(const std::string& root, const std::string& id, bool force);
+
+/// The OCI state document of a container.
+nlohmann::json state(const std::string& root, const std::string& id);
+
+/// The state of every container under root.
+std::vector<nlohmann::json> list(const std::string& root);
+
+/// The host pids of the container's processes.
+std::vector<pid_t> pids(const std::string& root, const std::string& id);
+
+}  // namespace pieces::container

@@ -1,0 +1,67 @@
+#include "core/linux/terminal.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+
+namespace pieces::linux_ {
+
+unique_fd connect_console_socket(const std::string& path) {
+    unique_fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!sock) throw_errno("socket");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) throw error("console socket path too long: " + quote(path));
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+        throw_errno("connect to console socket", quote(path));
+    return sock;
+}
+
+void send_fd(borrowed_fd socket, borrowed_fd fd, const std::string& name) {
+    msghdr msg{};
+    iovec iov{const_cast<char*>(name.data()), name.size()};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int value = fd.get();
+    std::memcpy(CMSG_DATA(c), &value, sizeof value);
+    if (::sendmsg(socket.get(), &msg, MSG_NOSIGNAL) < 0) throw_errno("send pty master to console socket");
+}
+
+void setup_console(borrowed_fd socket, std::optional<std::pair<unsigned, unsigned>> size) {
+    unique_fd master(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master) throw_errno("open", "\"/dev/ptmx\"");
+    if (::unlockpt(master.get()) < 0) throw_errno("unlockpt");
+    unique_fd slave(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave) throw_errno("open pty peer");
+    if (size) {
+        winsize ws{};
+        ws.ws_row = static_cast<unsigned short>(size->first);
+        ws.ws_col = static_cast<unsigned short>(size->second);
+        if (::ioctl(slave.get(), TIOCSWINSZ, &ws) < 0) throw_errno("set terminal size");
+    }
+    char name[128] = "";
+    ::ptsname_r(master.get(), name, sizeof name);
+    send_fd(socket, master, name);
+    if (::setsid() < 0) throw_errno("setsid");
+    if (::ioctl(slave.get(), TIOCSCTTY, 0) < 0) throw_errno("set controlling terminal");
+    for (int target = 0; target < 3; ++target)
+        if (::dup2(slave.get(), target) < 0) throw_errno("dup2 pty to", std::to_string(target));
+}
+
+}  // namespace pieces::linux_

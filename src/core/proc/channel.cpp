@@ -1,0 +1,94 @@
+#include "core/proc/channel.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/base/error.h"
+
+namespace pieces::proc {
+namespace {
+
+struct header {
+    uint32_t type;
+    int32_t err;
+    uint32_t length;
+};
+
+}  // namespace
+
+const char* msg_name(msg m) {
+    switch (m) {
+        case msg::error: return "error";
+        case msg::need_id_maps: return "need-id-maps";
+        case msg::id_maps_done: return "id-maps-done";
+        case msg::init_pid: return "init-pid";
+        case msg::go: return "go";
+        case msg::run_runtime_hooks: return "run-runtime-hooks";
+        case msg::runtime_hooks_done: return "runtime-hooks-done";
+        case msg::ready: return "ready";
+    }
+    return "unknown";
+}
+
+std::string encode(const message& m) {
+    header h{static_cast<uint32_t>(m.type), m.err, static_cast<uint32_t>(m.payload.size())};
+    std::string out(sizeof h, '\0');
+    std::memcpy(out.data(), &h, sizeof h);
+    out += m.payload;
+    return out;
+}
+
+message decode(std::string_view bytes) {
+    header h{};
+    if (bytes.size() < sizeof h) throw error("channel: short message (" + std::to_string(bytes.size()) + " bytes)");
+    std::memcpy(&h, bytes.data(), sizeof h);
+    if (bytes.size() - sizeof h != h.length)
+        throw error("channel: message says " + std::to_string(h.length) + " bytes of payload, carries " +
+                    std::to_string(bytes.size() - sizeof h));
+    return message{static_cast<msg>(h.type), h.err, std::string(bytes.substr(sizeof h))};
+}
+
+std::pair<channel, channel> channel::make_pair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) throw_errno("socketpair");
+    return {channel(unique_fd(fds[0])), channel(unique_fd(fds[1]))};
+}
+
+void channel::send(msg type, std::string_view payload, int32_t err) {
+    std::string bytes = encode(message{type, err, std::string(payload)});
+    for (;;) {
+        ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n >= 0) return;
+        if (errno != EINTR) throw_errno("send", std::string("message ") + msg_name(type));
+    }
+}
+
+message channel::receive() {
+    for (;;) {
+        ssize_t len = ::recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
+        if (len < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("recv");
+        }
+        if (len == 0) throw error("channel: the other side exited without a word");
+        std::string buf(static_cast<size_t>(len), '\0');
+        ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("recv");
+        }
+        buf.resize(static_cast<size_t>(n));
+        return decode(buf);
+    }
+}
+
+message channel::expect(msg type) {
+    message m = receive();
+    if (m.type == type) return m;
+    if (m.type == msg::error) throw error(m.payload, m.err);
+    throw error(std::string("channel: expected ") + msg_name(type) + ", got " + msg_name(m.type));
+}
+
+}  // namespace pieces::proc

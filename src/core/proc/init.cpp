@@ -1,0 +1,116 @@
+#include "core/proc/init.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/keyctl.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/linux/caps.h"
+#include "core/linux/hooks.h"
+#include "core/linux/mounts.h"
+#include "core/linux/namespaces.h"
+#include "core/linux/process_setup.h"
+#include "core/linux/rootfs.h"
+#include "core/linux/terminal.h"
+
+namespace pieces::proc {
+namespace {
+
+using spec::ns_type;
+
+bool wants(const spec::config& cfg, ns_type t) { return cfg.linux.find(t) != nullptr; }
+
+// Builds the filesystem the container will see, still from the host's view of paths.
+void build_rootfs(const init_request& req, channel& chan, const std::string& state_json, linux_::rootfs_target& t) {
+    const spec::config& cfg = *req.cfg;
+    for (const auto& m : cfg.mounts) linux_::mount_entry(t, m);
+    linux_::create_devices(t, cfg);
+    // prestart and createRuntime hooks run in the runtime's namespaces: the parent runs them.
+    chan.send(msg::run_runtime_hooks);
+    chan.expect(msg::runtime_hooks_done);
+    with_context("createContainer hooks", [&] { linux_::run_hooks(cfg.hooks.create_container, state_json, "createContainer"); });
+    linux_::mask_paths(t, cfg.linux.masked_paths);
+    linux_::make_paths_readonly(t, cfg.linux.readonly_paths);
+}
+
+// Sets uid/gid and the capability sets, keeping capabilities across the uid change.
+void finalize_identity(const spec::process& p, bool setgroups_allowed) {
+    if (p.capabilities) {
+        if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) throw_errno("prctl PR_SET_KEEPCAPS");
+        linux_::drop_bounding_set(p.capabilities->bounding);
+    }
+    linux_::switch_user(p.user, setgroups_allowed);
+    if (p.capabilities) {
+        if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) throw_errno("prctl PR_SET_KEEPCAPS");
+        linux_::apply_capability_sets(*p.capabilities);
+    }
+    if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) throw_errno("prctl PR_SET_NO_NEW_PRIVS");
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& v) {
+    std::vector<char*> out;
+    for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+    out.push_back(nullptr);
+    return out;
+}
+
+}  // namespace
+
+void container_init(const init_request& req, channel& chan, const std::string& state_json) {
+    const spec::config& cfg = *req.cfg;
+    const spec::process& p = *cfg.process;
+    ::prctl(PR_SET_NAME, "puncker:init", 0, 0, 0);
+    bool in_userns = wants(cfg, ns_type::user);
+    // Our own handle on procfs, taken before the root changes: the exec fifo is reopened through it.
+    unique_fd host_proc = open_path("/proc", O_PATH | O_DIRECTORY);
+
+    linux_::rootfs_target t = linux_::prepare_rootfs(cfg, req.bundle, in_userns, wants(cfg, ns_type::cgroup));
+    build_rootfs(req, chan, state_json, t);
+    linux_::set_host_and_domain(cfg);
+    linux_::apply_sysctls(cfg.linux.sysctl);
+    linux_::enter_rootfs(t, req.no_pivot);
+    if (cfg.root_readonly) linux_::make_root_readonly(t);
+
+    if (p.terminal) with_context("set up console", [&] { linux_::setup_console(req.console_socket, p.console_size); });
+    if (!req.no_new_keyring) {
+        // A fresh session keyring, so the container does not share the caller's keys.
+        if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr) < 0 && errno != ENOSYS && errno != EPERM)
+            throw_errno("join session keyring");
+    }
+    linux_::set_rlimits(p.rlimits);
+    // Writes to gid_map were done by a privileged parent, so setgroups stays allowed.
+    finalize_identity(p, true);
+    ::umask(p.user.umask.value_or(022));
+    if (::chdir(p.cwd.c_str()) < 0) throw_errno("chdir to cwd", quote(p.cwd));
+    std::string exe = linux_::find_executable(p.args[0], p.env);
+    // Nothing of ours may reach the program: every fd past stdio and the preserved ones closes at exec.
+    if (::close_range(static_cast<unsigned>(3 + req.preserve_fds), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        throw_errno("close_range");
+
+    chan.send(msg::ready);
+    chan.close();
+    // Setup is over: from here the init outlives the runtime process that made it.
+    ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    std::string fifo = "self/fd/" + std::to_string(req.exec_fifo.get());
+    int fd = ::openat(host_proc.get(), fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw_errno("open exec fifo");
+    unique_fd w(fd);
+    write_all(w, "0", "exec fifo");
+    w.reset();
+    host_proc.reset();
+    linux_::run_hooks(cfg.hooks.start_container, state_json, "startContainer");
+    auto argv = c_strings(p.args);
+    auto envp = c_strings(p.env);
+    ::execve(exe.c_str(), argv.data(), envp.data());
+    throw_errno("exec", quote(exe));
+}
+
+}  // namespace pieces::proc
