@@ -16,7 +16,8 @@ done
 cd "$bundle"
 puncker spec
 # Non-interactive: no terminal, and a command that reports what the container sees.
-sed -i -e 's/"terminal": true/"terminal": false/' \
-       -e 's|^\(\t*\)"sh"$|\1"sh", "-c", "echo \\"I am pid $$ on $(hostname)\\"; echo namespaces:; ls -l /proc/self/ns \| sed -n \\"s/.* \\\\([a-z_]*\\\\) -> .*/  \\\\1/p\\" \| sort \| tr \\"\\\\n\\" \\" \\"; echo; ps"|' config.json
+jq '.process.terminal = false
+    | .process.args = ["sh", "-c", "echo \"I am pid $$ on host $(hostname)\"; echo \"my namespaces: $(ls /proc/self/ns | tr \"\\n\" \" \")\"; ps"]' \
+   config.json > config.json.new && mv config.json.new config.json
 echo "+ puncker run demo-$$"
 puncker run "demo-$$"

@@ -10,7 +10,7 @@ pkgs=(
   # tests
   libgtest-dev googletest python3 python3-pytest busybox-static
   # runtimes the tests and benchmarks compare with
-  runc crun hyperfine
+  runc crun hyperfine jq procps
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -134,16 +135,37 @@ def all_pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
+# Children started through spawn() that their own caller will wait for. The
+# reaper below must leave them alone, or their exit status would be lost.
+_children_lock = threading.Lock()
+_awaited_children: set[int] = set()
+
+
+def spawn(argv: list[str], **kw) -> subprocess.Popen:
+    """subprocess.Popen, registered so reap_zombie_children() skips it."""
+    with _children_lock:
+        proc = subprocess.Popen(argv, **kw)
+        _awaited_children.add(proc.pid)
+    return proc
+
+
+def release(proc: subprocess.Popen) -> None:
+    with _children_lock:
+        _awaited_children.discard(proc.pid)
+
+
 def reap_zombie_children() -> None:
-    """Reap our zombie children (container inits reparented to us)."""
+    """Reap our exited children that nobody waits for: container inits
+    reparented to us (we are a subreaper)."""
     me = os.getpid()
-    for pid in all_pids():
-        st = proc_stat(pid)
-        if st and st[1] == me and st[0] == "Z":
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+    with _children_lock:
+        for pid in all_pids():
+            st = proc_stat(pid)
+            if st and st[1] == me and st[0] == "Z" and pid not in _awaited_children:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10, what: str = "condition"):
@@ -256,6 +278,19 @@ def unmount_all_under(path: Path) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def remove_tree(path: Path) -> None:
+    """rm -rf that first detaches mounts and never descends into one.
+
+    A runtime bug could leave e.g. a bind mount of a host directory inside a
+    bundle; deleting through it would delete host files.
+    """
+    unmount_all_under(path)
+    if mounts_under(path):
+        print(f"not removing {path}: mounts remain: {mounts_under(path)}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------
 # Root filesystem and bundles
 # ---------------------------------------------------------------------------
@@ -288,8 +323,7 @@ def session_dir():
     base = Path(tempfile.mkdtemp(prefix="puncker-it-"))
     base.chmod(0o755)
     yield base
-    unmount_all_under(base)
-    shutil.rmtree(base, ignore_errors=True)
+    remove_tree(base)
 
 
 @pytest.fixture(scope="session")
@@ -427,8 +461,7 @@ def workdir(session_dir, request) -> Path:
     d = Path(tempfile.mkdtemp(prefix=name + "-", dir=session_dir))
     d.chmod(0o755)
     yield d
-    unmount_all_under(d)
-    shutil.rmtree(d, ignore_errors=True)
+    remove_tree(d)
 
 
 @pytest.fixture
@@ -514,12 +547,19 @@ class Runtime:
                 tempfile.TemporaryFile(dir=self.scratch) as tmp_out:
             out_f = open(out_path, "ab") if out_path else tmp_out
             try:
-                proc = subprocess.run(
-                    argv,
-                    input=input.encode() if input is not None else None,
-                    stdin=None if input is not None else subprocess.DEVNULL,
-                    stdout=out_f, stderr=err_f, timeout=timeout,
-                    pass_fds=tuple(pass_fds), cwd=cwd, env=env)
+                proc = spawn(argv,
+                             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                             stdout=out_f, stderr=err_f, pass_fds=tuple(pass_fds),
+                             cwd=cwd, env=env)
+                try:
+                    proc.communicate(input.encode() if input is not None else None,
+                                     timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    raise
+                finally:
+                    release(proc)
             finally:
                 if out_path:
                     out_f.close()
@@ -575,11 +615,17 @@ class Runtime:
     def delete(self, cid: str, force: bool = False, **kw) -> Result:
         return self.run("delete", *(["--force"] if force else []), cid, **kw)
 
-    def wait_status(self, cid: str, status: str, timeout: float = 10) -> dict:
+    def wait_status(self, cid: str, status: str, timeout: float = 10,
+                    reap: bool = True) -> dict:
+        """Poll `state` until the status is reached; returns that state.
+
+        With reap=False exited inits stay zombies meanwhile.
+        """
         holder = {}
 
         def check():
-            reap_zombie_children()
+            if reap:
+                reap_zombie_children()
             holder["state"] = self.state(cid)
             return holder["state"]["status"] == status
 
@@ -620,9 +666,12 @@ class Runtime:
     def cleanup(self) -> None:
         listed = []
         if self.root.exists():
-            res = self.run("list", "-q", check=False, timeout=10)
-            if res.returncode == 0:
-                listed = res.stdout.split()
+            try:
+                res = self.run("list", "-q", check=False, timeout=10)
+                if res.returncode == 0:
+                    listed = res.stdout.split()
+            except subprocess.TimeoutExpired:
+                pass
         for cid in dict.fromkeys(self.ids + listed):
             try:
                 self.run("delete", "--force", cid, check=False, timeout=10)

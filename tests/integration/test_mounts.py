@@ -254,6 +254,7 @@ DEVICES = {"null": "1:3", "zero": "1:5", "full": "1:7", "random": "1:8",
 def test_default_devices(run_sh):
     script = "; ".join(f"stat -c '%n %F %t:%T %a' /dev/{d}" for d in DEVICES)
     out = ok(run_sh(script))
+    assert len(out.splitlines()) == len(DEVICES), out
     for line in out.splitlines():
         path, rest = line.split(" ", 1)
         name = path.rsplit("/", 1)[1]
@@ -292,6 +293,7 @@ def test_dev_submounts(run_sh):
 def test_host_devices_not_exposed(run_sh):
     out = ok(run_sh("ls /dev"))
     names = set(out.split())
+    assert {"null", "zero", "pts", "shm"} <= names, names
     assert not names & {"vda", "sda", "kmsg", "mem", "loop0"}, names
 
 

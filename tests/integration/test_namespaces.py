@@ -96,7 +96,7 @@ def test_domainname(run_sh):
 
 def test_host_hostname_untouched(run_sh):
     before = open("/proc/sys/kernel/hostname").read()
-    ok(run_sh("hostname"))
+    assert ok(run_sh("hostname")) == HOSTNAME + "\n"
     assert open("/proc/sys/kernel/hostname").read() == before
 
 
@@ -108,6 +108,7 @@ def test_namespaces_differ_from_host(run_sh):
     names = list(NS_TYPES.values())
     script = "; ".join(f"readlink /proc/self/ns/{n}" for n in names)
     inside = ok(run_sh(script)).split()
+    assert len(inside) == len(names), inside
     for name, link in zip(names, inside):
         host = os.readlink(f"/proc/self/ns/{name}")
         assert link.startswith(f"{name}:["), link

@@ -269,9 +269,12 @@ def test_console_socket(rt, bundle, workdir):
     got = {}
 
     def accept():
-        conn, _ = server.accept()
-        with conn:
-            got["fd"] = _recv_fd(conn)
+        try:
+            conn, _ = server.accept()
+            with conn:
+                got["fd"] = _recv_fd(conn)
+        except (OSError, AssertionError) as e:
+            got["error"] = e
 
     acceptor = threading.Thread(target=accept)
     acceptor.start()
@@ -280,8 +283,13 @@ def test_console_socket(rt, bundle, workdir):
     try:
         cid = rt.create(b, None, "--console-socket", sock_path)
     finally:
-        acceptor.join(DEFAULT_TIMEOUT)
+        # The master must have been handed over by the time create returns.
+        acceptor.join(5)
+        if acceptor.is_alive():
+            server.shutdown(socket.SHUT_RDWR)  # wakes up accept()
+            acceptor.join(5)
         server.close()
+    assert "fd" in got, f"no pty master received on --console-socket: {got.get('error')}"
     master = got["fd"]
     try:
         rt.start(cid)

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <vector>
@@ -173,29 +174,45 @@ std::string base_of(std::string_view path) {
     return parts.empty() ? std::string() : parts.back();
 }
 
-unique_fd mkdir_all_in_root(borrowed_fd root, std::string_view path, mode_t mode) {
+namespace {
+
+unique_fd mkdir_all_at_depth(borrowed_fd root, std::string_view path, mode_t mode, int depth) {
     int fd = try_open_in_root(root, path, O_PATH | O_DIRECTORY);
     if (fd >= 0) return unique_fd(fd);
     if (fd != -ENOENT) throw_errno_code(-fd, "open in root", quote(path));
+    if (depth > 40) throw_errno_code(ELOOP, "mkdir in root", quote(path));
     // Walk from the top, making each missing directory below an fd already checked to be inside.
+    // ".." and symlinks are left for the kernel to resolve, always within the root.
     std::string sofar;
-    unique_fd dir(::dup(root.get()));
+    unique_fd dir(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
     for (const std::string& part : split_components(path)) {
-        if (part == "..") {
-            sofar = parent_of(sofar);
-        } else {
-            sofar += "/" + part;
-        }
+        sofar += "/" + part;
         int next = try_open_in_root(root, sofar, O_PATH | O_DIRECTORY);
         if (next == -ENOENT && part != "..") {
-            if (::mkdirat(dir.get(), part.c_str(), mode) < 0 && errno != EEXIST)
-                throw_errno("mkdir", quote(sofar));
+            if (::mkdirat(dir.get(), part.c_str(), mode) < 0) {
+                if (errno != EEXIST) throw_errno("mkdir", quote(sofar));
+                // It exists yet does not open: a symlink to somewhere missing. Make its target,
+                // read as a path inside the root.
+                char target[4096];
+                ssize_t n = ::readlinkat(dir.get(), part.c_str(), target, sizeof target - 1);
+                if (n > 0) {
+                    std::string t(target, static_cast<size_t>(n));
+                    std::string inside = t[0] == '/' ? t : parent_of(sofar) + "/" + t;
+                    mkdir_all_at_depth(root, inside, mode, depth + 1);
+                }
+            }
             next = try_open_in_root(root, sofar, O_PATH | O_DIRECTORY);
         }
         if (next < 0) throw_errno_code(-next, "open in root", quote(sofar));
         dir.reset(next);
     }
     return dir;
+}
+
+}  // namespace
+
+unique_fd mkdir_all_in_root(borrowed_fd root, std::string_view path, mode_t mode) {
+    return mkdir_all_at_depth(root, path, mode, 0);
 }
 
 unique_fd make_file_in_root(borrowed_fd root, std::string_view path, mode_t mode) {
@@ -213,6 +230,18 @@ unique_fd make_file_in_root(borrowed_fd root, std::string_view path, mode_t mode
 }
 
 std::string fd_path(borrowed_fd fd) { return "/proc/self/fd/" + std::to_string(fd.get()); }
+
+void close_fds_except(std::vector<int> keep) {
+    std::sort(keep.begin(), keep.end());
+    unsigned next = 0;
+    for (int fd : keep) {
+        if (fd < 0 || static_cast<unsigned>(fd) < next) continue;
+        if (static_cast<unsigned>(fd) > next && ::close_range(next, static_cast<unsigned>(fd) - 1, 0) < 0)
+            throw_errno("close_range");
+        next = static_cast<unsigned>(fd) + 1;
+    }
+    if (::close_range(next, ~0U, 0) < 0) throw_errno("close_range");
+}
 
 void remove_all(const std::string& path) {
     std::error_code ec;

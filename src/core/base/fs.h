@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/base/unique_fd.h"
 
@@ -44,6 +45,9 @@ std::string base_of(std::string_view path);
 
 /// The "/proc/self/fd/N" path naming an open descriptor.
 std::string fd_path(borrowed_fd fd);
+
+/// Closes every descriptor except those in `keep` (which need not be sorted).
+void close_fds_except(std::vector<int> keep);
 
 /// Removes a directory tree; missing is not an error.
 void remove_all(const std::string& path);

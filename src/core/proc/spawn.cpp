@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "core/base/error.h"
+#include "core/base/fs.h"
 #include "core/linux/hooks.h"
 #include "core/linux/namespaces.h"
 #include "core/linux/process_setup.h"
@@ -102,6 +103,11 @@ pid_t spawn_init(const init_request& req, const cgroup::group& cgroup, const spa
     if (child == 0) {
         parent_end.close();
         run_child(child_end, [&] {
+            // Only what the init needs crosses over: above all not the state directory's lock.
+            std::vector<int> keep = {0, 1, 2, child_end.fd(), req.exec_fifo.get(), req.console_socket.get()};
+            for (int fd = 3; fd < 3 + req.preserve_fds; ++fd) keep.push_back(fd);
+            for (const auto& j : joins) keep.push_back(j.fd.get());
+            close_fds_except(keep);
             child_prelude(req, child_end, slow, joins);
             std::string state = child_end.expect(msg::go).payload;
             if (flags & CLONE_NEWUSER) {

@@ -366,7 +366,8 @@ config load_config(const std::string& bundle) {
     if (doc.is_discarded()) {
         // Parse again with exceptions on, only for the position in the message.
         try {
-            (void)json::parse(text);
+            json again = json::parse(text);
+            (void)again;
         } catch (const json::parse_error& e) {
             throw error(quote(path) + ": invalid JSON at byte " + std::to_string(e.byte));
         }

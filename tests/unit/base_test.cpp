@@ -1,0 +1,79 @@
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/base/signals.h"
+#include "core/container/state_store.h"
+
+using namespace pieces;
+
+TEST(Signals, NumbersNamesAndPrefixes) {
+    EXPECT_EQ(parse_signal("9"), SIGKILL);
+    EXPECT_EQ(parse_signal("KILL"), SIGKILL);
+    EXPECT_EQ(parse_signal("SIGTERM"), SIGTERM);
+    EXPECT_EQ(parse_signal("term"), SIGTERM);
+    EXPECT_EQ(parse_signal("SIGRTMIN+2"), SIGRTMIN + 2);
+    EXPECT_THROW(parse_signal("SIGFOO"), error);
+    EXPECT_THROW(parse_signal("0"), error);
+    EXPECT_THROW(parse_signal("999"), error);
+}
+
+TEST(ContainerId, AcceptsAndRejects) {
+    EXPECT_NO_THROW(container::validate_id("abc-1.2_3+x"));
+    EXPECT_THROW(container::validate_id(""), error);
+    EXPECT_THROW(container::validate_id(".."), error);
+    EXPECT_THROW(container::validate_id("a/b"), error);
+    EXPECT_THROW(container::validate_id("a b"), error);
+}
+
+class InRoot : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/pieces-unit-XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        outside_ = dir_ + "-outside";
+        std::filesystem::create_directories(dir_ + "/root/etc");
+        std::filesystem::create_directories(outside_);
+        root_ = open_path(dir_ + "/root", O_PATH | O_DIRECTORY);
+    }
+    void TearDown() override {
+        std::filesystem::remove_all(dir_);
+        std::filesystem::remove_all(outside_);
+    }
+    std::string dir_, outside_;
+    unique_fd root_;
+};
+
+TEST_F(InRoot, AbsoluteSymlinkStaysInside) {
+    // A symlink to the host's "/tmp/...-outside" must resolve to root/tmp/...-outside instead.
+    std::filesystem::create_directory_symlink(outside_, dir_ + "/root/escape");
+    unique_fd fd = mkdir_all_in_root(root_, "/escape/made");
+    EXPECT_FALSE(std::filesystem::exists(outside_ + "/made"));
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/root" + outside_ + "/made"));
+}
+
+TEST_F(InRoot, DotDotIsClampedAtTheRoot) {
+    std::filesystem::create_directory_symlink("../../../../..", dir_ + "/root/up");
+    unique_fd fd = mkdir_all_in_root(root_, "/up/x/../y");
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/y"));
+    unique_fd f = make_file_in_root(root_, "/../../etc/made-file");
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/etc/made-file"));
+}
+
+TEST_F(InRoot, OpenReportsMissing) {
+    EXPECT_EQ(try_open_in_root(root_, "/nope", O_PATH), -ENOENT);
+    EXPECT_GE(try_open_in_root(root_, "etc", O_PATH | O_DIRECTORY), 0);
+}
+
+TEST(Paths, ParentAndBase) {
+    EXPECT_EQ(parent_of("/a/b/c"), "/a/b");
+    EXPECT_EQ(parent_of("c"), "/");
+    EXPECT_EQ(base_of("/a//b/"), "b");
+}
