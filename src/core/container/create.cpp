@@ -63,7 +63,9 @@ created_container create_container(const create_options& opts) {
         pid_t pid = 0;
         try {
             if (::mkfifo(dir.fifo_path().c_str(), 0622) < 0) throw_errno("mkfifo", quote(dir.fifo_path()));
-            unique_fd fifo = open_path(dir.fifo_path(), O_PATH);
+            // Read-write, so the open does not wait for a peer; the init inherits it and blocks
+            // reading until `start` writes.
+            unique_fd fifo = open_path(dir.fifo_path(), O_RDWR);
             unique_fd console;
             if (!opts.console_socket.empty()) console = linux_::connect_console_socket(opts.console_socket);
 

@@ -1,6 +1,4 @@
 #include <fcntl.h>
-#include <poll.h>
-#include "core/base/pidfd.h"
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,23 +16,15 @@ void start_locked(state_dir& dir, const saved_state& s) {
         case status::stopped: throw error("cannot start a container that has stopped");
         default: throw error("cannot start an already running container");
     }
-    unique_fd pidfd(pieces::pidfd_open(s.pid, 0));
-    if (!pidfd) throw_errno("pidfd_open", "init " + std::to_string(s.pid));
-    // Non-blocking open returns at once; the init's blocked open for writing then completes
-    // and it writes one byte. Watching the pidfd too means a dead init cannot hang us.
-    unique_fd fifo = open_path(dir.fifo_path(), O_RDONLY | O_NONBLOCK);
-    for (;;) {
-        pollfd fds[2] = {{fifo.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            throw_errno("poll exec fifo");
-        }
-        if (fds[0].revents & POLLIN) {
-            char byte = 0;
-            if (::read(fifo.get(), &byte, 1) == 1) break;
-        }
-        if (fds[1].revents & POLLIN) throw error("container init exited before it could start");
+    // The init holds the fifo open for reading while it waits: with nobody reading, the init is
+    // gone and the open fails with ENXIO instead of blocking.
+    int fd = ::open(dir.fifo_path().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENXIO) throw error("container init exited before it could start");
+        throw_errno("open", quote(dir.fifo_path()));
     }
+    unique_fd fifo(fd);
+    write_all(fifo, "0", "exec fifo");
     if (::unlink(dir.fifo_path().c_str()) < 0) throw_errno("unlink", quote(dir.fifo_path()));
     std::string st = hook_state(s.id, "running", s.pid, s.bundle, s.annotations).dump();
     linux_::run_hooks_warn(spec::parse_hooks(s.hooks.value("poststart", nlohmann::json::array()), "hooks.poststart"), st,

@@ -69,9 +69,6 @@ void container_init(const init_request& req, channel& chan, const std::string& s
     const spec::process& p = *cfg.process;
     ::prctl(PR_SET_NAME, "puncker:init", 0, 0, 0);
     bool in_userns = wants(cfg, ns_type::user);
-    // Our own handle on procfs, taken before the root changes: the exec fifo is reopened through it.
-    unique_fd host_proc = open_path("/proc", O_PATH | O_DIRECTORY);
-
     linux_::rootfs_target t = linux_::prepare_rootfs(cfg, req.bundle, in_userns, wants(cfg, ns_type::cgroup));
     build_rootfs(req, chan, state_json, t);
     linux_::set_host_and_domain(cfg);
@@ -99,13 +96,15 @@ void container_init(const init_request& req, channel& chan, const std::string& s
     chan.close();
     // Setup is over: from here the init outlives the runtime process that made it.
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    std::string fifo = "self/fd/" + std::to_string(req.exec_fifo.get());
-    int fd = ::openat(host_proc.get(), fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) throw_errno("open exec fifo");
-    unique_fd w(fd);
-    write_all(w, "0", "exec fifo");
-    w.reset();
-    host_proc.reset();
+    // Parked: `start` writes one byte into the exec fifo.
+    char byte = 0;
+    for (;;) {
+        ssize_t n = ::read(req.exec_fifo.get(), &byte, 1);
+        if (n == 1) break;
+        if (n < 0 && errno == EINTR) continue;
+        throw_errno("read exec fifo");
+    }
+    ::close(req.exec_fifo.get());
     linux_::run_hooks(cfg.hooks.start_container, state_json, "startContainer");
     auto argv = c_strings(p.args);
     auto envp = c_strings(p.env);

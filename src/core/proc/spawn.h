@@ -16,7 +16,7 @@ namespace pieces::proc {
 struct init_request {
     const spec::config* cfg = nullptr;
     std::string bundle;
-    borrowed_fd exec_fifo = -1;      ///< O_PATH fd of the exec fifo the init blocks on until `start`
+    borrowed_fd exec_fifo = -1;      ///< the exec fifo, open read-write: the init reads from it until `start` writes
     borrowed_fd console_socket = -1; ///< connected --console-socket, or -1
     bool no_pivot = false;
     bool no_new_keyring = false;
