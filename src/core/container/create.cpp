@@ -71,6 +71,7 @@ created_container create_container(const create_options& opts) {
 
             proc::init_request req;
             req.cfg = &cfg;
+            req.id = opts.id;
             req.bundle = bundle;
             req.exec_fifo = fifo;
             req.console_socket = console ? borrowed_fd(console) : borrowed_fd(-1);

@@ -43,7 +43,14 @@ void remove_locked(state_dir& dir, const saved_state& s) {
 
 void remove(const std::string& root, const std::string& id, bool force) {
     with_context("delete container " + id, [&] {
-        state_dir dir = state_dir::open(root, id, true);
+        state_dir dir;
+        try {
+            dir = state_dir::open(root, id, true);
+        } catch (const error& e) {
+            // Forcing the delete of what is already gone succeeds, as clients retrying expect.
+            if (force && e.code() == ENOENT) return;
+            throw;
+        }
         saved_state s = dir.load();
         switch (dir.current_status(s)) {
             case status::stopped: break;

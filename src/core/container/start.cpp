@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,28 @@
 #include "core/linux/hooks.h"
 
 namespace pieces::container {
+namespace {
+
+// After the go byte the init runs startContainer hooks and execs. Its fifo fd closes on exec,
+// or on exit, which is when our write end reports POLLERR (no readers left). On failure the
+// init leaves its error in the fifo, which our open write end keeps alive for us to read.
+void wait_for_exec(const std::string& path, borrowed_fd writer) {
+    pollfd p{writer.get(), 0, 0};
+    while (::poll(&p, 1, -1) < 0) {
+        if (errno != EINTR) throw_errno("poll exec fifo");
+    }
+    unique_fd reader(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!reader) throw_errno("open", quote(path));
+    char buf[4096];
+    ssize_t n = ::read(reader.get(), buf, sizeof buf);
+    if (n <= 0) return;
+    std::string msg(buf, static_cast<size_t>(n));
+    // Our own byte still there means the init died before it read it.
+    if (msg == "0") throw error("container init exited before it could start");
+    throw error(msg);
+}
+
+}  // namespace
 
 void start_locked(state_dir& dir, const saved_state& s) {
     switch (dir.current_status(s)) {
@@ -25,6 +48,7 @@ void start_locked(state_dir& dir, const saved_state& s) {
     }
     unique_fd fifo(fd);
     write_all(fifo, "0", "exec fifo");
+    wait_for_exec(dir.fifo_path(), fifo);
     if (::unlink(dir.fifo_path().c_str()) < 0) throw_errno("unlink", quote(dir.fifo_path()));
     std::string st = hook_state(s.id, "running", s.pid, s.bundle, s.annotations).dump();
     linux_::run_hooks_warn(spec::parse_hooks(s.hooks.value("poststart", nlohmann::json::array()), "hooks.poststart"), st,

@@ -50,8 +50,10 @@ void apply_capability_sets(const spec::capabilities& caps) {
     if (::syscall(SYS_capset, &header, data) < 0) throw_errno("capset");
     if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) throw_errno("clear ambient capabilities");
     for (int c : caps.ambient) {
-        // The kernel refuses an ambient capability that is not permitted and inheritable.
-        if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+        // The kernel refuses an ambient capability that is not both permitted and inheritable.
+        // Configs routinely list ambient caps without inheritable ones (runc's default spec does),
+        // and runtimes skip those rather than fail: so do we.
+        if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EPERM && errno != EINVAL)
             throw_errno("raise ambient capability", spec::capability_name(c));
     }
 }

@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -43,6 +46,24 @@ void send_fd(borrowed_fd socket, borrowed_fd fd, const std::string& name) {
     if (::sendmsg(socket.get(), &msg, MSG_NOSIGNAL) < 0) throw_errno("send pty master to console socket");
 }
 
+namespace {
+
+// Binds the pty slave over /dev/console, from the fd we hold (no path to swap), on a plain
+// file we create in the container's /dev.
+void bind_console(borrowed_fd slave) {
+    struct stat st {};
+    if (::fstat(slave.get(), &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) < 136 || major(st.st_rdev) > 143)
+        throw error("console: the pty peer is not a pty slave device");
+    unique_fd root = open_path("/", O_PATH | O_DIRECTORY);
+    unique_fd target = make_file_in_root(root, "/dev/console", 0600);
+    unique_fd tree(::open_tree(slave.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+    if (!tree) throw_errno("open_tree", "pty slave");
+    if (::move_mount(tree.get(), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        throw_errno("bind pty on", "\"/dev/console\"");
+}
+
+}  // namespace
+
 void setup_console(borrowed_fd socket, std::optional<std::pair<unsigned, unsigned>> size) {
     unique_fd master(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (!master) throw_errno("open", "\"/dev/ptmx\"");
@@ -55,6 +76,7 @@ void setup_console(borrowed_fd socket, std::optional<std::pair<unsigned, unsigne
         ws.ws_col = static_cast<unsigned short>(size->second);
         if (::ioctl(slave.get(), TIOCSWINSZ, &ws) < 0) throw_errno("set terminal size");
     }
+    bind_console(slave);
     char name[128] = "";
     ::ptsname_r(master.get(), name, sizeof name);
     send_fd(socket, master, name);

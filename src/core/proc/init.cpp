@@ -10,6 +10,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <nlohmann/json.hpp>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
@@ -62,15 +69,54 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
     return out;
 }
 
+// Blocks until `start` writes its byte into the exec fifo. The fifo stays open (close-on-exec):
+// start learns from it whether we reached execve.
+void wait_for_start(borrowed_fd fifo) {
+    char byte = 0;
+    for (;;) {
+        ssize_t n = ::read(fifo.get(), &byte, 1);
+        if (n == 1) return;
+        if (n < 0 && errno == EINTR) continue;
+        throw_errno("read exec fifo");
+    }
+}
+
+// A new network namespace has only "lo", and it is down: bring it up, as users expect.
+void bring_up_loopback() {
+    unique_fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!sock) throw_errno("socket");
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) < 0) throw_errno("get flags of", "lo");
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) < 0) throw_errno("bring up", "lo");
+}
+
+// Signals blocked or ignored by the runtime must not leak into the container's program.
+void reset_signals() {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        ::signal(sig, SIG_DFL);
+    }
+}
+
 }  // namespace
 
 void container_init(const init_request& req, channel& chan, const std::string& state_json) {
     const spec::config& cfg = *req.cfg;
     const spec::process& p = *cfg.process;
     ::prctl(PR_SET_NAME, "puncker:init", 0, 0, 0);
+    reset_signals();
+    const spec::namespace_entry* net = cfg.linux.find(ns_type::network);
+    if (net && net->path.empty()) bring_up_loopback();
     bool in_userns = wants(cfg, ns_type::user);
     linux_::rootfs_target t = linux_::prepare_rootfs(cfg, req.bundle, in_userns, wants(cfg, ns_type::cgroup));
     build_rootfs(req, chan, state_json, t);
+    // The working directory is made when missing, as the other runtimes do.
+    with_context("cwd " + quote(p.cwd), [&] { mkdir_all_in_root(t.root, p.cwd); });
     linux_::set_host_and_domain(cfg);
     linux_::apply_sysctls(cfg.linux.sysctl);
     linux_::enter_rootfs(t, req.no_pivot);
@@ -79,7 +125,7 @@ void container_init(const init_request& req, channel& chan, const std::string& s
     if (p.terminal) with_context("set up console", [&] { linux_::setup_console(req.console_socket, p.console_size); });
     if (!req.no_new_keyring) {
         // A fresh session keyring, so the container does not share the caller's keys.
-        if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr) < 0 && errno != ENOSYS && errno != EPERM)
+        if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, req.id.c_str()) < 0 && errno != ENOSYS && errno != EPERM)
             throw_errno("join session keyring");
     }
     linux_::set_rlimits(p.rlimits);
@@ -92,24 +138,27 @@ void container_init(const init_request& req, channel& chan, const std::string& s
     if (::close_range(static_cast<unsigned>(3 + req.preserve_fds), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         throw_errno("close_range");
 
+    // Setup is over: from here the init outlives the runtime process that made it. Cleared
+    // before "ready", since the parent may exit as soon as it reads that.
+    ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     chan.send(msg::ready);
     chan.close();
-    // Setup is over: from here the init outlives the runtime process that made it.
-    ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    // Parked: `start` writes one byte into the exec fifo.
-    char byte = 0;
-    for (;;) {
-        ssize_t n = ::read(req.exec_fifo.get(), &byte, 1);
-        if (n == 1) break;
-        if (n < 0 && errno == EINTR) continue;
-        throw_errno("read exec fifo");
+    wait_for_start(req.exec_fifo);
+    try {
+        nlohmann::json started = nlohmann::json::parse(state_json);
+        started["status"] = "created";
+        linux_::run_hooks(cfg.hooks.start_container, started.dump(), "startContainer");
+        auto argv = c_strings(p.args);
+        auto envp = c_strings(p.env);
+        ::execve(exe.c_str(), argv.data(), envp.data());
+        throw_errno("exec", quote(exe));
+    } catch (const std::exception& e) {
+        // `start` is waiting on the fifo: what is left in it when we are gone is the error.
+        std::string msg = e.what();
+        ssize_t n = ::write(req.exec_fifo.get(), msg.data(), msg.size());
+        (void)n;
+        ::_exit(127);
     }
-    ::close(req.exec_fifo.get());
-    linux_::run_hooks(cfg.hooks.start_container, state_json, "startContainer");
-    auto argv = c_strings(p.args);
-    auto envp = c_strings(p.env);
-    ::execve(exe.c_str(), argv.data(), envp.data());
-    throw_errno("exec", quote(exe));
 }
 
 }  // namespace pieces::proc

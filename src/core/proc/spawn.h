@@ -15,6 +15,7 @@ namespace pieces::proc {
 /// Everything the init needs; the child reads it from the memory it shares with the parent at clone.
 struct init_request {
     const spec::config* cfg = nullptr;
+    std::string id;
     std::string bundle;
     borrowed_fd exec_fifo = -1;      ///< the exec fifo, open read-write: the init reads from it until `start` writes
     borrowed_fd console_socket = -1; ///< connected --console-socket, or -1

@@ -280,7 +280,7 @@ void validate(const config& c) {
     const namespace_entry* userns = c.linux.find(ns_type::user);
     bool new_userns = userns && userns->path.empty();
     if (new_userns && (c.linux.uid_mappings.empty() || c.linux.gid_mappings.empty()))
-        fail("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings");
+        fail("linux.uidMappings", "a new user namespace needs uid and gid mappings");
     if (!new_userns && (!c.linux.uid_mappings.empty() || !c.linux.gid_mappings.empty()))
         fail("linux.uidMappings", "mappings are given but no new user namespace is asked for");
     const namespace_entry* timens = c.linux.find(ns_type::time);
@@ -288,7 +288,7 @@ void validate(const config& c) {
         fail("linux.timeOffsets", "offsets are given but no new time namespace is asked for");
     if (!c.hostname.empty()) {
         const namespace_entry* uts = c.linux.find(ns_type::uts);
-        if (!uts || !uts->path.empty()) fail("hostname", "setting the hostname needs a new uts namespace");
+        if (!uts) fail("hostname", "setting the hostname needs a uts namespace");
     }
     for (size_t i = 0; i < c.mounts.size(); ++i)
         if (c.mounts[i].destination.empty()) fail(at("mounts", i) + ".destination", "is required");
