@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         pieces::log::error(std::string("puncker: ") + e.what());
-        return e.get_exit_code() ? e.get_exit_code() : 1;
+        return 1;
     } catch (const std::exception& e) {
         pieces::log::error(e.what());
         return 1;

@@ -111,7 +111,7 @@ TEST(Config, ValidatesAcrossFields) {
 
     d = minimal();
     d["linux"]["namespaces"].push_back({{"type", "user"}});
-    EXPECT_NE(parse_error(d).find("needs uidMappings"), std::string::npos);
+    EXPECT_NE(parse_error(d).find("needs uid and gid mappings"), std::string::npos);
 
     d = minimal();
     d["linux"]["namespaces"].push_back({{"type", "mount"}});
@@ -119,7 +119,7 @@ TEST(Config, ValidatesAcrossFields) {
 
     d = minimal();
     d["hostname"] = "box";
-    EXPECT_NE(parse_error(d).find("uts namespace"), std::string::npos);
+    EXPECT_EQ(parse_error(d), "hostname: setting the hostname needs a uts namespace");
 
     d = minimal();
     d["linux"]["timeOffsets"] = {{"monotonic", {{"secs", 10}}}};

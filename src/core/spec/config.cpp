@@ -79,20 +79,27 @@ void if_present(const json& obj, const char* key, const std::string& where, Fn&&
 
 std::string at(const std::string& where, size_t i) { return where + "[" + std::to_string(i) + "]"; }
 
-std::vector<id_mapping> parse_mappings(const json& j, const std::string& where) {
-    std::vector<id_mapping> out;
+// Parses an array of objects, calling parse_one(object, "where[i]") for each.
+template <typename Fn>
+auto object_list(const json& j, const std::string& where, Fn&& parse_one) {
+    std::vector<decltype(parse_one(j, where))> out;
     size_t i = 0;
-    for (const json& m : expect_array(j, where)) {
+    for (const json& item : expect_array(j, where)) {
         std::string w = at(where, i++);
-        expect_object(m, w);
+        out.push_back(parse_one(expect_object(item, w), w));
+    }
+    return out;
+}
+
+std::vector<id_mapping> parse_mappings(const json& j, const std::string& where) {
+    return object_list(j, where, [](const json& m, const std::string& w) {
         id_mapping map;
         if_present(m, "containerID", w, [&](const json& v, const std::string& f) { map.container_id = as_int<uint32_t>(v, f); });
         if_present(m, "hostID", w, [&](const json& v, const std::string& f) { map.host_id = as_int<uint32_t>(v, f); });
         if_present(m, "size", w, [&](const json& v, const std::string& f) { map.size = as_int<uint32_t>(v, f); });
         if (map.size == 0) fail(w + ".size", "must be greater than zero");
-        out.push_back(map);
-    }
-    return out;
+        return map;
+    });
 }
 
 std::vector<int> parse_cap_set(const json& j, const std::string& where) {
@@ -146,11 +153,8 @@ process parse_process(const json& j, const std::string& where) {
         p.capabilities = c;
     });
     if_present(j, "rlimits", where, [&](const json& v, const std::string& f) {
-        size_t i = 0;
         std::set<int> seen;
-        for (const json& r : expect_array(v, f)) {
-            std::string w = at(f, i++);
-            expect_object(r, w);
+        p.rlimits = object_list(v, f, [&](const json& r, const std::string& w) {
             rlimit rl;
             if_present(r, "type", w, [&](const json& x, const std::string& g) { rl.name = as_string(x, g); });
             rl.resource = rlimit_from_name(rl.name);
@@ -158,8 +162,8 @@ process parse_process(const json& j, const std::string& where) {
             if (!seen.insert(rl.resource).second) fail(w + ".type", "duplicate rlimit " + quote(rl.name));
             if_present(r, "soft", w, [&](const json& x, const std::string& g) { rl.soft = as_int<uint64_t>(x, g); });
             if_present(r, "hard", w, [&](const json& x, const std::string& g) { rl.hard = as_int<uint64_t>(x, g); });
-            p.rlimits.push_back(rl);
-        }
+            return rl;
+        });
     });
     if_present(j, "noNewPrivileges", where, [&](const json& v, const std::string& f) { p.no_new_privileges = as_bool(v, f); });
     if_present(j, "oomScoreAdj", where, [&](const json& v, const std::string& f) {
@@ -173,11 +177,7 @@ process parse_process(const json& j, const std::string& where) {
 }
 
 std::vector<hook> parse_hook_list(const json& j, const std::string& where) {
-    std::vector<hook> out;
-    size_t i = 0;
-    for (const json& h : expect_array(j, where)) {
-        std::string w = at(where, i++);
-        expect_object(h, w);
+    return object_list(j, where, [](const json& h, const std::string& w) {
         hook hk;
         if_present(h, "path", w, [&](const json& v, const std::string& f) { hk.path = as_string(v, f); });
         if (hk.path.empty() || hk.path[0] != '/') fail(w + ".path", "must be an absolute path");
@@ -187,30 +187,22 @@ std::vector<hook> parse_hook_list(const json& j, const std::string& where) {
             hk.timeout = as_int<int>(v, f);
             if (*hk.timeout <= 0) fail(f, "must be greater than zero");
         });
-        out.push_back(hk);
-    }
-    return out;
+        return hk;
+    });
 }
 
 ns_type parse_ns_type(const std::string& name, const std::string& where) {
-    static const std::map<std::string, ns_type> names = {
-        {"pid", ns_type::pid},     {"network", ns_type::network}, {"mount", ns_type::mount},
-        {"ipc", ns_type::ipc},     {"uts", ns_type::uts},         {"user", ns_type::user},
-        {"cgroup", ns_type::cgroup}, {"time", ns_type::time},
-    };
-    auto it = names.find(name);
-    if (it == names.end()) fail(where, "unknown namespace type " + quote(name));
-    return it->second;
+    for (ns_type t : {ns_type::pid, ns_type::network, ns_type::mount, ns_type::ipc, ns_type::uts, ns_type::user,
+                      ns_type::cgroup, ns_type::time})
+        if (name == ns_type_name(t)) return t;
+    fail(where, "unknown namespace type " + quote(name));
 }
 
 linux_config parse_linux(const json& j, const std::string& where) {
     linux_config l;
     expect_object(j, where);
     if_present(j, "namespaces", where, [&](const json& v, const std::string& f) {
-        size_t i = 0;
-        for (const json& n : expect_array(v, f)) {
-            std::string w = at(f, i++);
-            expect_object(n, w);
+        l.namespaces = object_list(v, f, [&](const json& n, const std::string& w) {
             std::string type;
             if_present(n, "type", w, [&](const json& x, const std::string& g) { type = as_string(x, g); });
             namespace_entry e{parse_ns_type(type, w + ".type"), {}};
@@ -218,8 +210,9 @@ linux_config parse_linux(const json& j, const std::string& where) {
             if (!e.path.empty() && e.path[0] != '/') fail(w + ".path", "must be an absolute path");
             for (const auto& prev : l.namespaces)
                 if (prev.type == e.type) fail(w + ".type", "duplicate namespace " + quote(type));
-            l.namespaces.push_back(e);
-        }
+            l.namespaces.push_back(e);  // seen by the duplicate check of the entries after it
+            return e;
+        });
     });
     if_present(j, "uidMappings", where, [&](const json& v, const std::string& f) { l.uid_mappings = parse_mappings(v, f); });
     if_present(j, "gidMappings", where, [&](const json& v, const std::string& f) { l.gid_mappings = parse_mappings(v, f); });
@@ -235,10 +228,7 @@ linux_config parse_linux(const json& j, const std::string& where) {
         }
     });
     if_present(j, "devices", where, [&](const json& v, const std::string& f) {
-        size_t i = 0;
-        for (const json& d : expect_array(v, f)) {
-            std::string w = at(f, i++);
-            expect_object(d, w);
+        l.devices = object_list(v, f, [](const json& d, const std::string& w) {
             device dev;
             std::string type;
             if_present(d, "type", w, [&](const json& x, const std::string& g) { type = as_string(x, g); });
@@ -251,8 +241,8 @@ linux_config parse_linux(const json& j, const std::string& where) {
             if_present(d, "fileMode", w, [&](const json& x, const std::string& g) { dev.file_mode = as_int<mode_t>(x, g); });
             if_present(d, "uid", w, [&](const json& x, const std::string& g) { dev.uid = as_int<uid_t>(x, g); });
             if_present(d, "gid", w, [&](const json& x, const std::string& g) { dev.gid = as_int<gid_t>(x, g); });
-            l.devices.push_back(dev);
-        }
+            return dev;
+        });
     });
     if_present(j, "cgroupsPath", where, [&](const json& v, const std::string& f) { l.cgroups_path = as_string(v, f); });
     if_present(j, "resources", where, [&](const json& v, const std::string& f) { l.resources = expect_object(v, f); });
@@ -330,17 +320,14 @@ config parse_config(const json& doc) {
     if_present(doc, "hostname", "", [&](const json& v, const std::string& f) { c.hostname = as_string(v, f); });
     if_present(doc, "domainname", "", [&](const json& v, const std::string& f) { c.domainname = as_string(v, f); });
     if_present(doc, "mounts", "", [&](const json& v, const std::string& f) {
-        size_t i = 0;
-        for (const json& m : expect_array(v, f)) {
-            std::string w = at(f, i++);
-            expect_object(m, w);
+        c.mounts = object_list(v, f, [](const json& m, const std::string& w) {
             mount mt;
             if_present(m, "destination", w, [&](const json& x, const std::string& g) { mt.destination = as_string(x, g); });
             if_present(m, "type", w, [&](const json& x, const std::string& g) { mt.type = as_string(x, g); });
             if_present(m, "source", w, [&](const json& x, const std::string& g) { mt.source = as_string(x, g); });
             if_present(m, "options", w, [&](const json& x, const std::string& g) { mt.options = string_list(x, g); });
-            c.mounts.push_back(mt);
-        }
+            return mt;
+        });
     });
     if_present(doc, "hooks", "", [&](const json& v, const std::string& f) {
         expect_object(v, f);
@@ -375,47 +362,33 @@ config load_config(const std::string& bundle) {
     return with_context(quote(path), [&] { return parse_config(doc); });
 }
 
-const char* ns_type_name(ns_type t) {
-    switch (t) {
-        case ns_type::pid: return "pid";
-        case ns_type::network: return "network";
-        case ns_type::mount: return "mount";
-        case ns_type::ipc: return "ipc";
-        case ns_type::uts: return "uts";
-        case ns_type::user: return "user";
-        case ns_type::cgroup: return "cgroup";
-        case ns_type::time: return "time";
-    }
-    return "?";
+namespace {
+
+struct ns_info {
+    ns_type type;
+    const char* name;       // as config.json spells it
+    const char* proc_name;  // the /proc/PID/ns entry
+    int clone_flag;
+};
+
+constexpr ns_info ns_table[] = {
+    {ns_type::pid, "pid", "pid", CLONE_NEWPID},       {ns_type::network, "network", "net", CLONE_NEWNET},
+    {ns_type::mount, "mount", "mnt", CLONE_NEWNS},    {ns_type::ipc, "ipc", "ipc", CLONE_NEWIPC},
+    {ns_type::uts, "uts", "uts", CLONE_NEWUTS},       {ns_type::user, "user", "user", CLONE_NEWUSER},
+    {ns_type::cgroup, "cgroup", "cgroup", CLONE_NEWCGROUP}, {ns_type::time, "time", "time", CLONE_NEWTIME},
+};
+
+const ns_info& info(ns_type t) {
+    for (const auto& i : ns_table)
+        if (i.type == t) return i;
+    throw error("unknown namespace type");
 }
 
-const char* ns_proc_name(ns_type t) {
-    switch (t) {
-        case ns_type::pid: return "pid";
-        case ns_type::network: return "net";
-        case ns_type::mount: return "mnt";
-        case ns_type::ipc: return "ipc";
-        case ns_type::uts: return "uts";
-        case ns_type::user: return "user";
-        case ns_type::cgroup: return "cgroup";
-        case ns_type::time: return "time";
-    }
-    return "?";
-}
+}  // namespace
 
-int ns_clone_flag(ns_type t) {
-    switch (t) {
-        case ns_type::pid: return CLONE_NEWPID;
-        case ns_type::network: return CLONE_NEWNET;
-        case ns_type::mount: return CLONE_NEWNS;
-        case ns_type::ipc: return CLONE_NEWIPC;
-        case ns_type::uts: return CLONE_NEWUTS;
-        case ns_type::user: return CLONE_NEWUSER;
-        case ns_type::cgroup: return CLONE_NEWCGROUP;
-        case ns_type::time: return CLONE_NEWTIME;
-    }
-    return 0;
-}
+const char* ns_type_name(ns_type t) { return info(t).name; }
+const char* ns_proc_name(ns_type t) { return info(t).proc_name; }
+int ns_clone_flag(ns_type t) { return info(t).clone_flag; }
 
 namespace {
 constexpr std::array<const char*, 41> cap_names = {
