@@ -25,6 +25,7 @@ const char* msg_name(msg m) {
         case msg::id_maps_done: return "id-maps-done";
         case msg::init_pid: return "init-pid";
         case msg::go: return "go";
+        case msg::cgroup_joined: return "cgroup-joined";
         case msg::run_runtime_hooks: return "run-runtime-hooks";
         case msg::runtime_hooks_done: return "runtime-hooks-done";
         case msg::ready: return "ready";

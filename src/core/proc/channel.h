@@ -15,7 +15,8 @@ enum class msg : uint32_t {
     need_id_maps,         ///< child → parent: write my uid_map/gid_map now
     id_maps_done,         ///< parent → child: mappings written
     init_pid,             ///< child → parent: the init's pid (payload: decimal)
-    go,                   ///< parent → child: placed in cgroups; payload: state JSON for hooks
+    go,                   ///< parent → child: start setting up; payload: state JSON for hooks
+    cgroup_joined,        ///< parent → child: the init is in its cgroups (joined while it mounts)
     run_runtime_hooks,    ///< child → parent: mounts done, run prestart/createRuntime hooks
     runtime_hooks_done,   ///< parent → child: hooks ran
     ready,                ///< child → parent: set up, parked on the exec fifo

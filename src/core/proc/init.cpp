@@ -35,11 +35,36 @@ using spec::ns_type;
 
 bool wants(const spec::config& cfg, ns_type t) { return cfg.linux.find(t) != nullptr; }
 
+// Waits (once) until the parent has put us in our cgroups, then unshares the cgroup namespace,
+// so that our cgroup is its root.
+class cgroup_gate {
+public:
+    cgroup_gate(channel& chan, bool new_cgroupns) : chan_(chan), new_cgroupns_(new_cgroupns) {}
+    void pass() {
+        if (passed_) return;
+        chan_.expect(msg::cgroup_joined);
+        if (new_cgroupns_ && ::unshare(CLONE_NEWCGROUP) < 0) throw_errno("unshare cgroup namespace");
+        passed_ = true;
+    }
+
+private:
+    channel& chan_;
+    bool new_cgroupns_;
+    bool passed_ = false;
+};
+
 // Builds the filesystem the container will see, still from the host's view of paths.
 void build_rootfs(const init_request& req, channel& chan, const std::string& state_json, linux_::rootfs_target& t) {
     const spec::config& cfg = *req.cfg;
-    for (const auto& m : cfg.mounts) linux_::mount_entry(t, m);
+    const spec::namespace_entry* cgroupns = cfg.linux.find(ns_type::cgroup);
+    cgroup_gate gate(chan, cgroupns && cgroupns->path.empty());
+    for (const auto& m : cfg.mounts) {
+        // A cgroup mount shows the namespace's root cgroup: it needs us in place first.
+        if (m.type == "cgroup" || m.type == "cgroup2") gate.pass();
+        linux_::mount_entry(t, m);
+    }
     linux_::create_devices(t, cfg);
+    gate.pass();
     // prestart and createRuntime hooks run in the runtime's namespaces: the parent runs them.
     chan.send(msg::run_runtime_hooks);
     chan.expect(msg::runtime_hooks_done);

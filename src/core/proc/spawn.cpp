@@ -114,7 +114,6 @@ pid_t spawn_init(const init_request& req, const cgroup::group& cgroup, const spa
                 if (::setresgid(0, 0, 0) < 0) throw_errno("setresgid 0 in user namespace");
                 if (::setresuid(0, 0, 0) < 0) throw_errno("setresuid 0 in user namespace");
             }
-            if ((flags & CLONE_NEWCGROUP) && ::unshare(CLONE_NEWCGROUP) < 0) throw_errno("unshare cgroup namespace");
             container_init(req, child_end, state);
         });
     }
@@ -147,10 +146,13 @@ pid_t spawn_init(const init_request& req, const cgroup::group& cgroup, const spa
         } else if (flags & CLONE_NEWUSER) {
             linux_::write_id_mappings(child, cfg.linux);
         }
-        cgroup.create_and_join(init);
-        if (cfg.process->oom_score_adj) linux_::set_oom_score_adj(std::to_string(init), *cfg.process->oom_score_adj);
+        // The first cgroup migration waits for an RCU grace period: let the init mount its
+        // filesystems meanwhile, and tell it when it is in place.
         std::string state = hooks.state_json(init);
         parent_end.send(msg::go, state);
+        cgroup.create_and_join(init);
+        if (cfg.process->oom_score_adj) linux_::set_oom_score_adj(std::to_string(init), *cfg.process->oom_score_adj);
+        parent_end.send(msg::cgroup_joined);
         parent_end.expect(msg::run_runtime_hooks);
         linux_::run_hooks(cfg.hooks.prestart, state, "prestart");
         linux_::run_hooks(cfg.hooks.create_runtime, state, "createRuntime");
