@@ -8,7 +8,8 @@ pkgs=(
   # libraries
   nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-dev
   # tests
-  libgtest-dev googletest python3 python3-pytest busybox-static
+  libgtest-dev googletest python3 python3-pytest busybox-static linux-libc-dev
+  golang-github-containers-common   # a seccomp profile as container engines ship it
   # runtimes the tests and benchmarks compare with
   runc crun hyperfine jq procps
 )

@@ -13,6 +13,7 @@
 #include "core/base/procfs.h"
 #include "core/container/internal.h"
 #include "core/container/lifecycle.h"
+#include "core/linux/seccomp.h"
 #include "core/linux/terminal.h"
 #include "core/proc/spawn.h"
 #include "core/spec/config.h"
@@ -67,7 +68,7 @@ created_container create_container(const create_options& opts) {
             // reading until `start` writes.
             unique_fd fifo = open_path(dir.fifo_path(), O_RDWR);
             unique_fd console;
-            if (!opts.console_socket.empty()) console = linux_::connect_console_socket(opts.console_socket);
+            if (!opts.console_socket.empty()) console = linux_::connect_unix_socket(opts.console_socket);
 
             proc::init_request req;
             req.cfg = &cfg;
@@ -78,6 +79,11 @@ created_container create_container(const create_options& opts) {
             req.no_pivot = opts.no_pivot;
             req.no_new_keyring = opts.no_new_keyring;
             req.preserve_fds = opts.preserve_fds;
+            linux_::seccomp_program seccomp;
+            if (!cfg.linux.seccomp.is_null()) {
+                seccomp = linux_::compile_seccomp(cfg.linux.seccomp);
+                req.seccomp = &seccomp;
+            }
             proc::spawn_hooks hooks;
             hooks.state_json = [&](pid_t init) { return hook_state(opts.id, "creating", init, bundle, cfg.annotations).dump(); };
             pid = proc::spawn_init(req, cg, hooks);

@@ -17,7 +17,7 @@
 
 namespace pieces::linux_ {
 
-unique_fd connect_console_socket(const std::string& path) {
+unique_fd connect_unix_socket(const std::string& path) {
     unique_fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!sock) throw_errno("socket");
     sockaddr_un addr{};

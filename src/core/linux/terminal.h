@@ -9,8 +9,8 @@
 
 namespace pieces::linux_ {
 
-/// Connects to the unix socket a client listens on for the pty master (--console-socket).
-unique_fd connect_console_socket(const std::string& path);
+/// Connects to a unix stream socket (--console-socket, a seccomp listener).
+unique_fd connect_unix_socket(const std::string& path);
 
 /// Opens a new pty from /dev/ptmx (inside the container), sizes it, sends the master over
 /// `socket` with SCM_RIGHTS, and makes the slave our controlling terminal and stdio.

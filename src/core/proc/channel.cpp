@@ -28,6 +28,7 @@ const char* msg_name(msg m) {
         case msg::cgroup_joined: return "cgroup-joined";
         case msg::run_runtime_hooks: return "run-runtime-hooks";
         case msg::runtime_hooks_done: return "runtime-hooks-done";
+        case msg::seccomp_listener: return "seccomp-listener";
         case msg::ready: return "ready";
     }
     return "unknown";
@@ -66,7 +67,27 @@ void channel::send(msg type, std::string_view payload, int32_t err) {
     }
 }
 
-message channel::receive() {
+void channel::send_with_fd(msg type, borrowed_fd fd) {
+    std::string bytes = encode(message{type, 0, {}});
+    iovec iov{bytes.data(), bytes.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int value = fd.get();
+    std::memcpy(CMSG_DATA(c), &value, sizeof value);
+    while (::sendmsg(fd_.get(), &mh, MSG_NOSIGNAL) < 0) {
+        if (errno != EINTR) throw_errno("sendmsg", std::string("message ") + msg_name(type));
+    }
+}
+
+message channel::receive(unique_fd* fd) {
     for (;;) {
         ssize_t len = ::recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
         if (len < 0) {
@@ -75,10 +96,24 @@ message channel::receive() {
         }
         if (len == 0) throw error("channel: the other side exited without a word");
         std::string buf(static_cast<size_t>(len), '\0');
-        ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+        iovec iov{buf.data(), buf.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+        msghdr mh{};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(fd_.get(), &mh, MSG_CMSG_CLOEXEC);
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw_errno("recv");
+            throw_errno("recvmsg");
+        }
+        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            int got = -1;
+            std::memcpy(&got, CMSG_DATA(c), sizeof got);
+            unique_fd owned(got);
+            if (fd) *fd = std::move(owned);
         }
         buf.resize(static_cast<size_t>(n));
         return decode(buf);

@@ -19,6 +19,7 @@ enum class msg : uint32_t {
     cgroup_joined,        ///< parent → child: the init is in its cgroups (joined while it mounts)
     run_runtime_hooks,    ///< child → parent: mounts done, run prestart/createRuntime hooks
     runtime_hooks_done,   ///< parent → child: hooks ran
+    seccomp_listener,     ///< child → parent: the seccomp notify fd rides along (SCM_RIGHTS)
     ready,                ///< child → parent: set up, parked on the exec fifo
 };
 
@@ -42,8 +43,11 @@ public:
     static std::pair<channel, channel> make_pair();
 
     void send(msg type, std::string_view payload = {}, int32_t err = 0);
-    /// Receives one message; throws when the peer has gone away.
-    message receive();
+    /// Sends a message with a file descriptor attached.
+    void send_with_fd(msg type, borrowed_fd fd);
+    /// Receives one message; throws when the peer has gone away. A descriptor that came with
+    /// it is stored in `fd` (or closed when `fd` is null).
+    message receive(unique_fd* fd = nullptr);
     /// Receives one message of `type`; a child's `error` is rethrown as an error with its errno,
     /// anything else fails with "expected X, got Y".
     message expect(msg type);

@@ -26,6 +26,7 @@
 #include "core/linux/namespaces.h"
 #include "core/linux/process_setup.h"
 #include "core/linux/rootfs.h"
+#include "core/linux/seccomp.h"
 #include "core/linux/terminal.h"
 
 namespace pieces::proc {
@@ -117,6 +118,12 @@ void bring_up_loopback() {
     if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) < 0) throw_errno("bring up", "lo");
 }
 
+// Loads the seccomp filter; a notify listener fd goes to the parent, which hands it on.
+void load_filter(const linux_::seccomp_program& prog, channel& chan) {
+    unique_fd listener = linux_::load_seccomp(prog);
+    if (listener) chan.send_with_fd(msg::seccomp_listener, listener);
+}
+
 // Signals blocked or ignored by the runtime must not leak into the container's program.
 void reset_signals() {
     sigset_t none;
@@ -154,8 +161,12 @@ void container_init(const init_request& req, channel& chan, const std::string& s
             throw_errno("join session keyring");
     }
     linux_::set_rlimits(p.rlimits);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps go.
+    // With it, load it last, so the fewest of our own syscalls run under it.
+    if (req.seccomp && !p.no_new_privileges) load_filter(*req.seccomp, chan);
     // Writes to gid_map were done by a privileged parent, so setgroups stays allowed.
     finalize_identity(p, true);
+    if (req.seccomp && p.no_new_privileges) load_filter(*req.seccomp, chan);
     ::umask(p.user.umask.value_or(022));
     if (::chdir(p.cwd.c_str()) < 0) throw_errno("chdir to cwd", quote(p.cwd));
     std::string exe = linux_::find_executable(p.args[0], p.env);

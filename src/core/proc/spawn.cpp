@@ -157,7 +157,16 @@ pid_t spawn_init(const init_request& req, const cgroup::group& cgroup, const spa
         linux_::run_hooks(cfg.hooks.prestart, state, "prestart");
         linux_::run_hooks(cfg.hooks.create_runtime, state, "createRuntime");
         parent_end.send(msg::runtime_hooks_done);
-        parent_end.expect(msg::ready);
+        unique_fd listener;
+        message m = parent_end.receive(&listener);
+        if (m.type == msg::seccomp_listener) {
+            if (!listener) throw error("channel: seccomp-listener came without a descriptor");
+            linux_::send_seccomp_listener(*req.seccomp, listener, init, state);
+            listener.reset();
+            m = parent_end.receive();
+        }
+        if (m.type == msg::error) throw error(m.payload, m.err);
+        if (m.type != msg::ready) throw error(std::string("channel: expected ready, got ") + msg_name(m.type));
     } catch (...) {
         kill_children();
         throw;

@@ -8,6 +8,7 @@
 
 #include "core/base/unique_fd.h"
 #include "core/cgroup/cgroup.h"
+#include "core/linux/seccomp.h"
 #include "core/spec/config.h"
 
 namespace pieces::proc {
@@ -22,6 +23,7 @@ struct init_request {
     bool no_pivot = false;
     bool no_new_keyring = false;
     int preserve_fds = 0;
+    const linux_::seccomp_program* seccomp = nullptr;  ///< compiled linux.seccomp, or null
 };
 
 /// Callbacks into the caller at the points where the runtime (not the container) acts.
