@@ -1,0 +1,466 @@
+#!/usr/bin/env bash
+# Benchmarks puncker side by side with crun and runc (issue #3).
+#
+#   bench/run.sh                 all cases (1-6; 7 and 8 are listed as not yet available)
+#   bench/run.sh case1 case4     only these cases ("4" works too)
+#   BENCH_CASES="1 2" bench/run.sh
+#   BENCH_SKIP_DOCKER=1 bench/run.sh   everything but case 6
+#
+# Writes bench/results/latest.md and bench/results/latest.png; the raw hyperfine JSON and the
+# other measurements go to bench/results/tmp/ (gitignored) and bench/report.py builds the
+# report from them. See bench/README.md.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH")
+RESULTS=$BENCH/results
+TMPR=$RESULTS/tmp
+
+WARMUP=${BENCH_WARMUP:-3}          # hyperfine warm-up runs, every contender
+RUNS=${BENCH_RUNS:-100}            # timed runs for cases 1, 2, 3
+RUNS_CONC=${BENCH_RUNS_CONC:-5}    # timed runs for case 5
+RUNS_DOCKER=${BENCH_RUNS_DOCKER:-15}  # timed runs for case 6
+CONC=${BENCH_CONCURRENCY:-50}      # containers at once in case 5
+RSS_RUNS=${BENCH_RSS_RUNS:-20}     # /usr/bin/time samples per runtime in case 4
+MEM_FLOOR_KIB=${BENCH_MEM_FLOOR_KIB:-64}  # case 4 bisects memory limits between this and 64 MiB
+DOCKER=/usr/bin/docker             # Debian's client, matching dockerd 20.10
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root (containers, cgroups and dockerd need it)"
+
+# ---------------------------------------------------------------- which cases
+all_cases="1 2 3 4 5 6"
+sel=""
+if (($#)); then
+  for a in "$@"; do
+    case $a in
+      all) sel="$all_cases" ;;
+      case[1-6] | [1-6]) sel="$sel ${a#case}" ;;
+      case[78] | [78]) log "case ${a#case}: not yet available (pieces not landed); listed in the report" ;;
+      -h | --help) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) die "unknown argument '$a' (expected case1..case6, 1..6 or all)" ;;
+    esac
+  done
+else
+  sel=${BENCH_CASES:-$all_cases}
+  sel=${sel//case/}
+fi
+if [ "${BENCH_SKIP_DOCKER:-0}" = 1 ]; then sel=$(for c in $sel; do [ "$c" = 6 ] || echo "$c"; done); fi
+sel=$(printf '%s\n' $sel | sort -un | tr '\n' ' ')
+sel=${sel% }
+want() { [[ " $sel " == *" $1 "* ]]; }
+log "cases: ${sel:-none}"
+
+# ---------------------------------------------------------------- dependencies
+need_pkgs=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in hyperfine jq runc crun busybox-static time gnuplot-nox python3 util-linux procps; do
+  have_pkg "$p" || need_pkgs+=("$p")
+done
+if want 6; then have_pkg docker.io || need_pkgs+=(docker.io); fi
+if ((${#need_pkgs[@]})); then
+  log "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+PY=/usr/bin/python3
+
+# ---------------------------------------------------------------- puncker
+BUILD_NOTE=""
+mkdir -p "$TMPR"
+if [ -z "${PUNCKER:-}" ]; then
+  if [ -f "$REPO/build/build.ninja" ] || [ -f "$REPO/build/Makefile" ]; then
+    log "building puncker (cmake --build build --target puncker)"
+    if ! cmake --build "$REPO/build" --target puncker >"$RESULTS/tmp/build.log" 2>&1; then
+      [ -x "$REPO/build/src/puncker" ] || { cat "$RESULTS/tmp/build.log" >&2; die "puncker does not build"; }
+      BUILD_NOTE="cmake --build failed ($(tail -n 1 "$RESULTS/tmp/build.log" | cut -c1-200)); measured the binary already in build/"
+      log "warning: $BUILD_NOTE"
+    fi
+    rm -f "$RESULTS/tmp/build.log"
+  else
+    log "no build/ yet: installing build deps and building"
+    "$REPO/scripts/install-deps.sh"
+    "$REPO/scripts/build.sh" >/dev/null
+  fi
+  PUNCKER=$REPO/build/src/puncker
+fi
+PUNCKER=$(readlink -f "$PUNCKER")
+[ -x "$PUNCKER" ] || die "puncker not found at $PUNCKER"
+CRUN=$(command -v crun)
+RUNC=$(command -v runc)
+RUNTIMES=(puncker crun runc)
+declare -A BIN=([puncker]=$PUNCKER [crun]=$CRUN [runc]=$RUNC)
+
+# ---------------------------------------------------------------- scratch space
+mkdir -p "$TMPR"
+rm -f "$TMPR"/*.json "$TMPR"/*.jsonl "$TMPR"/*.dat "$TMPR"/*.gp "$TMPR"/*.log
+WORK=$(mktemp -d /tmp/pieces-bench.XXXXXX)
+# Measure a snapshot: a rebuild of build/ during the run (another shell, another engineer)
+# must not swap the binary between cases or between the runs of one case.
+PUNCKER_SRC=$PUNCKER
+mkdir -p "$WORK/bin"
+cp "$PUNCKER_SRC" "$WORK/bin/puncker"
+PUNCKER=$WORK/bin/puncker
+BIN[puncker]=$PUNCKER
+declare -A ROOT
+for r in "${RUNTIMES[@]}"; do ROOT[$r]=$WORK/root-$r; mkdir -p "${ROOT[$r]}"; done
+NOTES=$TMPR/notes.jsonl
+: >"$NOTES"
+
+DOCKERD_STARTED=0
+DOCKERD_PID=
+DAEMON_JSON=/etc/docker/daemon.json
+DAEMON_JSON_BACKUP=
+DAEMON_JSON_TOUCHED=0
+cleanup() {
+  set +e
+  for r in "${RUNTIMES[@]}"; do "$BENCH/lib/clean.sh" "${BIN[$r]}" "${ROOT[$r]}"; done
+  if [ "$DOCKERD_STARTED" = 1 ] && [ -n "$DOCKERD_PID" ]; then
+    log "stopping the dockerd this script started (pid $DOCKERD_PID)"
+    kill "$DOCKERD_PID" 2>/dev/null
+    for _ in $(seq 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+  fi
+  if [ "$DAEMON_JSON_TOUCHED" = 1 ]; then
+    if [ -n "$DAEMON_JSON_BACKUP" ]; then cp "$DAEMON_JSON_BACKUP" "$DAEMON_JSON"; else rm -f "$DAEMON_JSON"; fi
+    # a dockerd that was running before us gets its own config back
+    if [ "$DOCKERD_STARTED" = 0 ] && pid=$(pidof dockerd); then kill -HUP $pid; fi
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# note CASE CONTENDER STATUS TEXT — a fact for the report (failed / not-available / info)
+note() {
+  jq -nc --arg case "$1" --arg who "$2" --arg status "$3" --arg text "$4" \
+    '{case: ($case|tonumber), who: $who, status: $status, text: $text}' >>"$NOTES"
+}
+# last non-empty line of a file, trimmed
+last_line() { grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1 | cut -c1-400 || true; }
+
+# ---------------------------------------------------------------- bundles
+# The rootfs: Debian's static busybox and its applet links, nothing downloaded.
+ROOTFS=$WORK/rootfs
+mkdir -p "$ROOTFS"/{bin,proc,sys,dev,etc,tmp}
+cp /bin/busybox "$ROOTFS/bin/busybox"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$ROOTFS/bin/$a"; done
+"$RUNC" spec -b "$WORK" 2>/dev/null || (cd "$WORK" && "$RUNC" spec)
+BASE_CONFIG=$WORK/config.base.json
+mv "$WORK/config.json" "$BASE_CONFIG"
+# make_bundle DIR JQ-FILTER — a bundle whose config is runc's default spec, edited for the
+# benchmark (no terminal, ociVersion 1.0.2 for crun 1.8, read-only root) and then by FILTER.
+make_bundle() {
+  mkdir -p "$1"
+  [ -e "$1/rootfs" ] || cp -a "$ROOTFS" "$1/rootfs"
+  jq ".process.terminal = false | .ociVersion = \"1.0.2\" | .root.readonly = true
+      | .process.args = [\"/bin/true\"] | $2" "$BASE_CONFIG" >"$1/config.json"
+}
+B_TRUE=$WORK/b-true
+B_SLEEP=$WORK/b-sleep
+B_MEM=$WORK/b-mem
+make_bundle "$B_TRUE" '.'
+make_bundle "$B_SLEEP" '.process.args = ["/bin/sleep", "3600"]'
+
+# ---------------------------------------------------------------- crun on a hybrid host
+if [ -d /sys/fs/cgroup/unified ] && ! mountpoint -q /sys/fs/cgroup/hugetlb 2>/dev/null \
+   && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
+  log "moving hugetlb to a v1 hierarchy so that crun accepts this hybrid host"
+  mkdir -p /sys/fs/cgroup/hugetlb
+  mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+fi
+
+# ---------------------------------------------------------------- meta
+ver() { "$@" 2>&1 | head -n 1 || true; }
+jq -n \
+  --arg date "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" \
+  --arg nproc "$(nproc)" \
+  --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+  --arg mem "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
+  --arg kernel "$(uname -r)" \
+  --arg os "$(. /etc/os-release && echo "$PRETTY_NAME")" \
+  --arg cgroups "$(if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then echo "hybrid (v1 controllers + cgroup2 at /sys/fs/cgroup/unified)"; elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo "v2"; else echo "v1"; fi)" \
+  --arg puncker "$(ver "$PUNCKER" --version)" \
+  --arg puncker_path "$PUNCKER_SRC" \
+  --arg puncker_sha "$(sha256sum "$PUNCKER" | cut -c1-12)" \
+  --arg load_start "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  --arg build_note "$BUILD_NOTE" \
+  --arg commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')" \
+  --arg crun "$(ver "$CRUN" --version)" \
+  --arg runc "$(ver "$RUNC" --version)" \
+  --arg docker "$(if want 6; then ver dockerd --version; else echo 'not used (case 6 not run)'; fi)" \
+  --arg hyperfine "$(ver hyperfine --version)" \
+  --arg cases "$sel" \
+  --arg warmup "$WARMUP" --arg runs "$RUNS" --arg runs_conc "$RUNS_CONC" \
+  --arg runs_docker "$RUNS_DOCKER" --arg conc "$CONC" --arg rss_runs "$RSS_RUNS" \
+  --arg mem_floor_kib "$MEM_FLOOR_KIB" \
+  '$ARGS.named' >"$TMPR/meta.json"
+
+# preflight CASE NAME LOGFILE CMD... — run a contender's command once; on failure, record the
+# error line for the report and return 1 so that the contender is left out of hyperfine (which
+# would otherwise abort the whole case).
+preflight() {
+  local c=$1 who=$2 errf=$3; shift 3
+  local rc=0
+  timeout 120 "$@" </dev/null >"$errf" 2>&1 || rc=$?
+  [ "$rc" = 0 ] && return 0
+  local line; line=$(last_line "$errf")
+  [ "$rc" = 124 ] && line="timed out after 120 s${line:+: $line}"
+  note "$c" "$who" failed "exit $rc: ${line:-no output}"
+  log "case $c: $who failed (exit $rc): ${line:-no output}"
+  return 1
+}
+
+declare -A CASE_SECONDS
+# hf CASE ARGS... — one hyperfine invocation for a case, JSON into results/tmp/caseN.json
+hf() {
+  local c=$1; shift
+  hyperfine --style basic --export-json "$TMPR/case$c.json" "$@" >"$TMPR/case$c.log" 2>&1 || {
+    note "$c" all failed "hyperfine failed: $(last_line "$TMPR/case$c.log")"
+    log "case $c: hyperfine failed, see $TMPR/case$c.log"
+    return 0
+  }
+  grep -E '^\s+([0-9.]+ ± [0-9.]+ times faster|Time \(mean|Benchmark)' "$TMPR/case$c.log" | sed 's/^/    /' >&2 || true
+}
+
+clean() { "$BENCH/lib/clean.sh" "${BIN[$1]}" "${ROOT[$1]}"; }
+
+# ---------------------------------------------------------------- case 1: run /bin/true
+case1() {
+  local args=() r
+  for r in "${RUNTIMES[@]}"; do
+    clean "$r"
+    preflight 1 "$r" "$WORK/pf1-$r" "${BIN[$r]}" --root "${ROOT[$r]}" run -b "$B_TRUE" c1 || { clean "$r"; continue; }
+    args+=(-n "$r" --prepare "$BENCH/lib/clean.sh ${BIN[$r]} ${ROOT[$r]}"
+           "${BIN[$r]} --root ${ROOT[$r]} run -b $B_TRUE c1")
+  done
+  if preflight 1 floor "$WORK/pf1-floor" unshare -pfmuin --mount-proc /bin/true; then
+    args+=(-n floor --prepare true "unshare -pfmuin --mount-proc /bin/true")
+  fi
+  hf 1 -N -w "$WARMUP" -r "$RUNS" "${args[@]}"
+}
+
+# ---------------------------------------------------------------- case 2: create, start, delete
+case2() {
+  local args=() r cmd
+  for r in "${RUNTIMES[@]}"; do
+    local R="${BIN[$r]} --root ${ROOT[$r]}"
+    cmd="$R create -b $B_TRUE c2 && $R start c2 && $R delete -f c2"
+    clean "$r"
+    preflight 2 "$r" "$WORK/pf2-$r" sh -c "$cmd" || { clean "$r"; continue; }
+    args+=(-n "$r" --prepare "$BENCH/lib/clean.sh ${BIN[$r]} ${ROOT[$r]}" "$cmd")
+  done
+  # default shell (sh), whose start-up hyperfine measures and subtracts
+  hf 2 -w "$WARMUP" -r "$RUNS" "${args[@]}"
+}
+
+# ---------------------------------------------------------------- case 3: exec into a running container
+# (the help is read whole first: grep -q closing the pipe early would make the runtime die of
+# SIGPIPE, and pipefail turn that into "no exec")
+has_exec() {
+  local help; help=$("${BIN[$1]}" --help 2>&1 || true)
+  grep -qE '^[[:space:]]+exec[[:space:]]' <<<"$help"
+}
+case3() {
+  local args=() r started=()
+  for r in "${RUNTIMES[@]}"; do
+    clean "$r"
+    if ! has_exec "$r"; then
+      # show what happens when one tries, against a running container of its own
+      local what="no exec subcommand in \"$r --help\""
+      if "${BIN[$r]}" --root "${ROOT[$r]}" run -d -b "$B_SLEEP" c3 </dev/null >/dev/null 2>"$WORK/pf3-$r"; then
+        local rc=0
+        "${BIN[$r]}" --root "${ROOT[$r]}" exec c3 /bin/true </dev/null >"$WORK/pf3-$r" 2>&1 || rc=$?
+        what="$what; \"$r exec c3 /bin/true\" into a running $r container exits $rc: $(last_line "$WORK/pf3-$r")"
+      fi
+      clean "$r"
+      note 3 "$r" not-available "$what"
+      log "case 3: $r: not available yet: $what"
+      continue
+    fi
+    if ! preflight 3 "$r" "$WORK/pf3-$r" "${BIN[$r]}" --root "${ROOT[$r]}" run -d -b "$B_SLEEP" c3; then
+      clean "$r"; continue
+    fi
+    started+=("$r")
+    preflight 3 "$r" "$WORK/pf3e-$r" "${BIN[$r]}" --root "${ROOT[$r]}" exec c3 /bin/true || continue
+    args+=(-n "$r" "${BIN[$r]} --root ${ROOT[$r]} exec c3 /bin/true")
+  done
+  if ((${#args[@]})); then hf 3 -N -w "$WARMUP" -r "$RUNS" "${args[@]}"; fi
+  for r in "${started[@]}"; do clean "$r"; done
+}
+
+# ---------------------------------------------------------------- case 4: memory
+MIB=$((1024 * 1024))
+# mem_probe RUNTIME LIMIT — does `run` of /bin/true exit 0 under this memory limit, 3 times out of 3?
+mem_probe() {
+  local r=$1 limit=$2
+  make_bundle "$B_MEM" ".linux.resources.memory = {limit: $limit}"
+  for _ in 1 2 3; do
+    clean "$r"
+    local rc=0
+    timeout 30 "${BIN[$r]}" --root "${ROOT[$r]}" run -b "$B_MEM" c4m </dev/null >/dev/null 2>"$WORK/mem-$r.out" || rc=$?
+    if [ "$rc" != 0 ]; then
+      local why="exit $rc"
+      [ "$rc" = 124 ] && why="$why (timed out)"
+      ((rc > 128 && rc != 124)) && why="$why (killed by SIG$(kill -l $((rc - 128))))"
+      local msg; msg=$(last_line "$WORK/mem-$r.out")
+      echo "$why: ${msg:-no message}" >"$WORK/mem-$r.err"
+      clean "$r"; return 1
+    fi
+  done
+  return 0
+}
+case4() {
+  local out=$TMPR/case4.json r
+  echo '{}' >"$out"
+  local who
+  for who in "${RUNTIMES[@]}" floor; do
+    # peak RSS: /usr/bin/time's %M is the largest maximum resident set size among the runtime
+    # process and the descendants it waited for (its init helper, the container process)
+    local samples=() cmd
+    if [ "$who" = floor ]; then cmd=(unshare -pfmuin --mount-proc /bin/true)
+    else cmd=("${BIN[$who]}" --root "${ROOT[$who]}" run -b "$B_TRUE" c4); fi
+    local fail=""
+    for _ in $(seq "$RSS_RUNS"); do
+      [ "$who" = floor ] || clean "$who"
+      if /usr/bin/time -f %M -o "$WORK/rss" "${cmd[@]}" </dev/null >/dev/null 2>"$WORK/rss.err"; then
+        samples+=("$(tail -n 1 "$WORK/rss")")
+      else
+        fail=$(last_line "$WORK/rss.err"); break
+      fi
+    done
+    if [ -n "$fail" ] || ((${#samples[@]} == 0)); then
+      note 4 "$who" failed "peak RSS: run failed: ${fail:-no output}"
+      jq --arg w "$who" --arg e "$fail" '.[$w].rss_error = $e' "$out" >"$out.new" && mv "$out.new" "$out"
+    else
+      jq --arg w "$who" --argjson s "[$(IFS=,; echo "${samples[*]}")]" '.[$w].rss_kib = $s' "$out" >"$out.new" && mv "$out.new" "$out"
+      log "case 4: $who peak RSS samples (KiB): ${samples[*]}"
+    fi
+  done
+
+  for r in "${RUNTIMES[@]}"; do
+    # Is a memory limit applied at all? Run a sleeping container with 64 MiB and read its
+    # memory cgroup's memory.limit_in_bytes from the host.
+    clean "$r"
+    make_bundle "$B_MEM" ".linux.resources.memory = {limit: $((64 * MIB))} | .process.args = [\"/bin/sleep\", \"3600\"]"
+    local applied=false observed="" cgpath=""
+    if "${BIN[$r]}" --root "${ROOT[$r]}" run -d -b "$B_MEM" c4a </dev/null >/dev/null 2>"$WORK/mem-$r.err"; then
+      local pid; pid=$("${BIN[$r]}" --root "${ROOT[$r]}" state c4a | jq -r .pid)
+      cgpath=$(awk -F: '$2 == "memory" {print $3}' "/proc/$pid/cgroup" 2>/dev/null || true)
+      if [ -n "$cgpath" ] && [ -r "/sys/fs/cgroup/memory$cgpath/memory.limit_in_bytes" ]; then
+        observed=$(cat "/sys/fs/cgroup/memory$cgpath/memory.limit_in_bytes")
+      elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        cgpath=$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup")
+        observed=$(cat "/sys/fs/cgroup$cgpath/memory.max" 2>/dev/null || echo unreadable)
+      fi
+      [ "$observed" = $((64 * MIB)) ] && applied=true
+    else
+      note 4 "$r" failed "memory limit: run -d with a 64 MiB limit failed: $(last_line "$WORK/mem-$r.err")"
+      observed="run failed"
+    fi
+    clean "$r"
+    jq --arg w "$r" --argjson a "$applied" --arg o "$observed" --arg p "$cgpath" \
+      '.[$w].limit_applied = $a | .[$w].limit_observed = $o | .[$w].limit_cgroup = $p' "$out" >"$out.new" && mv "$out.new" "$out"
+    if [ "$applied" != true ]; then
+      if [ "$observed" = "run failed" ]; then log "case 4: $r: run -d with a memory limit failed, limit not checked"
+      else log "case 4: $r: limits not applied (asked 64 MiB, memory.limit_in_bytes = $observed)"; fi
+      continue
+    fi
+    # Bisect, 4 KiB steps, between MEM_FLOOR_KIB and 64 MiB, for the smallest limit that still works.
+    local lo=$((MEM_FLOOR_KIB * 1024)) hi=$((64 * MIB)) min="" lo_err="" fails_at=null
+    if ! mem_probe "$r" "$hi"; then
+      note 4 "$r" failed "does not start under 64 MiB: $(last_line "$WORK/mem-$r.err")"
+      jq --arg w "$r" '.[$w].min_limit = null | .[$w].min_limit_note = "> 64 MiB"' "$out" >"$out.new" && mv "$out.new" "$out"
+      continue
+    fi
+    if mem_probe "$r" "$lo"; then
+      min=$lo
+      log "case 4: $r starts even under the lowest limit probed, $MEM_FLOOR_KIB KiB"
+    else
+      lo_err=$(last_line "$WORK/mem-$r.err")
+      while ((hi - lo > 4096)); do
+        local mid=$(((lo + hi) / 2 / 4096 * 4096))
+        ((mid > lo)) || mid=$((lo + 4096))
+        if mem_probe "$r" "$mid"; then hi=$mid; else lo=$mid; lo_err=$(last_line "$WORK/mem-$r.err"); fi
+      done
+      min=$hi
+      fails_at=$lo
+      log "case 4: $r starts under $((min / 1024)) KiB (fails under $((lo / 1024)) KiB: $lo_err)"
+    fi
+    jq --arg w "$r" --argjson m "$min" --argjson f "$fails_at" --arg e "$lo_err" --argjson floor "$((MEM_FLOOR_KIB * 1024))" \
+      '.[$w].min_limit = $m | .[$w].fails_at = $f | .[$w].fail_error = $e | .[$w].probe_floor = $floor' "$out" >"$out.new" && mv "$out.new" "$out"
+    clean "$r"
+  done
+}
+
+# ---------------------------------------------------------------- case 5: N containers at once
+case5() {
+  local args=() r
+  for r in "${RUNTIMES[@]}"; do
+    clean "$r"
+    preflight 5 "$r" "$WORK/pf5-$r" "$BENCH/lib/concurrent.sh" "${BIN[$r]}" "${ROOT[$r]}" "$B_TRUE" "$CONC" c5- \
+      || { clean "$r"; continue; }
+    args+=(-n "$r" --prepare "$BENCH/lib/clean.sh ${BIN[$r]} ${ROOT[$r]}"
+           "$BENCH/lib/concurrent.sh ${BIN[$r]} ${ROOT[$r]} $B_TRUE $CONC c5-")
+  done
+  hf 5 -N -w "$WARMUP" -r "$RUNS_CONC" "${args[@]}"
+}
+
+# ---------------------------------------------------------------- case 6: docker end to end
+docker_up() { [ -S /var/run/docker.sock ] && timeout 10 "$DOCKER" version >/dev/null 2>&1; }
+case6() {
+  local want_rt
+  want_rt=$(jq -n --arg p "$PUNCKER" --arg c "$CRUN" '{puncker: {path: $p}, crun: {path: $c}}')
+  mkdir -p /etc/docker
+  local cur='{}'
+  if [ -s "$DAEMON_JSON" ]; then
+    cur=$(cat "$DAEMON_JSON")
+    DAEMON_JSON_BACKUP=$WORK/daemon.json.orig
+    cp "$DAEMON_JSON" "$DAEMON_JSON_BACKUP"
+  fi
+  local merged; merged=$(jq --argjson rt "$want_rt" '.runtimes = ((.runtimes // {}) + $rt)' <<<"$cur")
+  if [ "$(jq -S . <<<"$merged")" != "$(jq -S . <<<"$cur")" ]; then
+    echo "$merged" >"$DAEMON_JSON"
+    DAEMON_JSON_TOUCHED=1
+  fi
+  if docker_up; then
+    log "case 6: using the running dockerd"
+    if [ "$DAEMON_JSON_TOUCHED" = 1 ]; then kill -HUP "$(pidof dockerd)"; sleep 1; fi
+  else
+    log "case 6: starting dockerd (log: $TMPR/dockerd.log)"
+    dockerd >"$TMPR/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    DOCKERD_STARTED=1
+    for _ in $(seq 120); do docker_up && break; sleep 0.5; done
+    docker_up || { note 6 all failed "dockerd did not come up: $(last_line "$TMPR/dockerd.log")"; return 0; }
+  fi
+  local img=pieces-bench-bb:latest
+  tar -C "$ROOTFS" -c . | "$DOCKER" import - "$img" >/dev/null
+  local args=() r
+  for r in "${RUNTIMES[@]}"; do
+    local dcmd="$DOCKER run --rm --runtime=$r $img true"
+    preflight 6 "$r" "$WORK/pf6-$r" $dcmd || continue
+    args+=(-n "$r" "$dcmd")
+  done
+  if ((${#args[@]})); then hf 6 -N -w "$WARMUP" -r "$RUNS_DOCKER" "${args[@]}"; fi
+  "$DOCKER" image rm "$img" >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------- run
+T0=$SECONDS
+for c in $sel; do
+  log "case $c"
+  t=$SECONDS
+  "case$c"
+  CASE_SECONDS[$c]=$((SECONDS - t))
+  log "case $c took ${CASE_SECONDS[$c]} s"
+done
+secs='{}'
+for c in "${!CASE_SECONDS[@]}"; do secs=$(jq --arg c "$c" --argjson s "${CASE_SECONDS[$c]}" '.[$c] = $s' <<<"$secs"); done
+jq --argjson s "$secs" --argjson total "$((SECONDS - T0))" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  '.case_seconds = $s | .total_seconds = $total | .load_end = $load_end' \
+  "$TMPR/meta.json" >"$TMPR/meta.json.new" && mv "$TMPR/meta.json.new" "$TMPR/meta.json"
+
+"$PY" "$BENCH/report.py" "$TMPR" "$RESULTS/latest.md" "$RESULTS/latest.png"
+log "wrote $RESULTS/latest.md and $RESULTS/latest.png ($((SECONDS - T0)) s)"
