@@ -8,11 +8,19 @@ skipped when the binary under test is runc.
 
 Fixtures:
   runtime_binary  path of the binary under test (session)
+  session_dir     world-traversable base directory for everything (session)
   rootfs_template a busybox root filesystem built offline (session)
   workdir         a fresh world-traversable directory for one test
   bundle          factory: bundle(args, mutate=fn, **overrides) -> Bundle
   rt              Runtime wrapper with a private --root; cleans up after itself
   run_sh          run_sh(script, **overrides) -> Result of a foreground `run`
+
+Helpers: rt.leftovers()/rt.assert_clean() (state entries, mounts, processes,
+cgroups a container left), wait_for(), parse_mountinfo(), cap_mask(),
+status_field(), read_status(), spawn()/release() for extra child processes.
+
+The test process is a child subreaper (like containerd's shim), so container
+inits are reparented to it; teardown reaps them.
 """
 
 from __future__ import annotations
@@ -238,6 +246,20 @@ def processes_rooted_at(rootfs: Path) -> list[int]:
     return found
 
 
+def processes_with_cwd_under(path: Path) -> list[int]:
+    """Live processes (in our mount namespace) whose working directory is in path."""
+    prefix = str(path).rstrip("/") + "/"
+    found = []
+    for pid in all_pids():
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if (cwd == str(path) or cwd.startswith(prefix)) and pid_alive(pid):
+            found.append(pid)
+    return found
+
+
 def processes_in_cgroup_named(name: str) -> list[int]:
     found = []
     for pid in all_pids():
@@ -250,6 +272,21 @@ def processes_in_cgroup_named(name: str) -> list[int]:
             if name in path.split("/") and pid_alive(pid):
                 found.append(pid)
                 break
+    return found
+
+
+def processes_naming(word: str) -> list[int]:
+    """Live processes other than us whose command line contains word."""
+    found = []
+    for pid in all_pids():
+        if pid == os.getpid():
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(word.encode() in arg for arg in argv) and pid_alive(pid):
+            found.append(pid)
     return found
 
 
@@ -355,7 +392,10 @@ def default_config(args: Iterable[str]) -> dict:
     """A config.json in the shape `runc spec` writes, adjusted for tests.
 
     Differences from `runc spec`: no terminal, writable root, a fixed
-    hostname, and no linux.resources (the tests do not cover cgroup limits).
+    hostname, a cgroup namespace, and no linux.resources (the tests do not
+    cover cgroup limits). Like `runc spec`, the ambient set is listed while
+    the inheritable set is not: runtimes must tolerate that (the kernel will
+    not raise those ambient capabilities).
     """
     caps = list(DEFAULT_CAPS)
     return {
@@ -647,6 +687,8 @@ class Runtime:
                         problems.append(f"state entry {os.path.join(dirpath, name)}")
         for pid in processes_in_cgroup_named(cid):
             problems.append(f"process {pid} in a cgroup named {cid}")
+        for pid in processes_naming(cid):
+            problems.append(f"process {pid} with {cid} on its command line")
         for d in cgroup_dirs_named(cid):
             problems.append(f"cgroup directory {d}")
         if b is not None:
@@ -654,6 +696,8 @@ class Runtime:
                 problems.append(f"mount {mnt}")
             for pid in processes_rooted_at(b.rootfs):
                 problems.append(f"process {pid} rooted at {b.rootfs}")
+            for pid in processes_with_cwd_under(b.path):
+                problems.append(f"process {pid} working in {b.path}")
         return problems
 
     def assert_clean(self, cid: str, b: Bundle | None = None) -> None:
@@ -678,13 +722,13 @@ class Runtime:
             except subprocess.TimeoutExpired:
                 pass
         for b in self.bundles:
-            for pid in processes_rooted_at(b.rootfs):
+            for pid in processes_rooted_at(b.rootfs) + processes_with_cwd_under(b.path):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         for cid in self.ids:
-            for pid in processes_in_cgroup_named(cid):
+            for pid in processes_in_cgroup_named(cid) + processes_naming(cid):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

@@ -6,8 +6,6 @@ import time
 
 import pytest
 
-from conftest import wait_for
-
 ALL_HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer",
              "poststart", "poststop"]
 CREATE_PHASE = ["prestart", "createRuntime", "createContainer"]

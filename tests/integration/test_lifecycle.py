@@ -4,7 +4,6 @@ import datetime
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULT_TIMEOUT, pid_alive, proc_stat, reap_zombie_children, wait_for
+from conftest import DEFAULT_TIMEOUT, pid_alive, proc_stat, wait_for
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 

@@ -2,11 +2,10 @@
 
 import os
 import subprocess
-import time
 
 import pytest
 
-from conftest import DEFAULT_TIMEOUT, HOSTNAME, read_status, wait_for
+from conftest import DEFAULT_TIMEOUT, HOSTNAME, read_status, release, spawn, wait_for
 
 NS_TYPES = {  # config type -> /proc/PID/ns entry
     "pid": "pid", "mount": "mnt", "uts": "uts", "ipc": "ipc",
@@ -31,15 +30,11 @@ def ns_holder():
     procs = []
 
     def start(*flags):
-        p = subprocess.Popen(["unshare", *flags, "sleep", "100"],
-                             stdin=subprocess.DEVNULL)
+        p = spawn(["unshare", *flags, "sleep", "100"], stdin=subprocess.DEVNULL,
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(p)
-        base = os.readlink("/proc/self/ns/net")
-        # Wait until unshare has exec'd sleep in the new namespaces.
-        wait_for(lambda: os.readlink(f"/proc/{p.pid}/exe").endswith("sleep")
-                 and os.readlink(f"/proc/{p.pid}/ns/net") != base
-                 if "--net" in flags else
-                 os.readlink(f"/proc/{p.pid}/exe").endswith("sleep"),
+        # unshare execs sleep once the namespaces exist.
+        wait_for(lambda: os.readlink(f"/proc/{p.pid}/exe").endswith("sleep"),
                  what="namespace holder")
         return p.pid
 
@@ -47,6 +42,7 @@ def ns_holder():
     for p in procs:
         p.kill()
         p.wait(DEFAULT_TIMEOUT)
+        release(p)
 
 
 # ---------------------------------------------------------------------------

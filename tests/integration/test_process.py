@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import DEFAULT_CAPS, DEFAULT_TIMEOUT, cap_mask, status_field, wait_for
+from conftest import DEFAULT_CAPS, DEFAULT_TIMEOUT, cap_mask, status_field
 
 CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
 

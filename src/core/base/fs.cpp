@@ -181,32 +181,25 @@ unique_fd mkdir_all_at_depth(borrowed_fd root, std::string_view path, mode_t mod
     if (fd >= 0) return unique_fd(fd);
     if (fd != -ENOENT) throw_errno_code(-fd, "open in root", quote(path));
     if (depth > 40) throw_errno_code(ELOOP, "mkdir in root", quote(path));
-    // Walk from the top, making each missing directory below an fd already checked to be inside.
-    // ".." and symlinks are left for the kernel to resolve, always within the root.
-    std::string sofar;
-    unique_fd dir(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
-    for (const std::string& part : split_components(path)) {
-        sofar += "/" + part;
-        int next = try_open_in_root(root, sofar, O_PATH | O_DIRECTORY);
-        if (next == -ENOENT && part != "..") {
-            if (::mkdirat(dir.get(), part.c_str(), mode) < 0) {
-                if (errno != EEXIST) throw_errno("mkdir", quote(sofar));
-                // It exists yet does not open: a symlink to somewhere missing. Make its target,
-                // read as a path inside the root.
-                char target[4096];
-                ssize_t n = ::readlinkat(dir.get(), part.c_str(), target, sizeof target - 1);
-                if (n > 0) {
-                    std::string t(target, static_cast<size_t>(n));
-                    std::string inside = t[0] == '/' ? t : parent_of(sofar) + "/" + t;
-                    mkdir_all_at_depth(root, inside, mode, depth + 1);
-                }
-            }
-            next = try_open_in_root(root, sofar, O_PATH | O_DIRECTORY);
+    // Make the parent first (walking up only as far as something is missing), then this
+    // directory below the parent's fd, which is already checked to be inside the root.
+    std::string name = base_of(path);
+    if (name.empty()) throw_errno_code(ENOENT, "open in root", quote(path));
+    unique_fd parent = mkdir_all_at_depth(root, parent_of(path), mode, depth + 1);
+    // "a/b/.." exists once "a/b" does; the kernel resolves it within the root.
+    if (name == "..") return open_in_root(root, path, O_PATH | O_DIRECTORY);
+    if (::mkdirat(parent.get(), name.c_str(), mode) < 0) {
+        if (errno != EEXIST) throw_errno("mkdir", quote(path));
+        // It exists yet does not open: a symlink to somewhere missing. Make its target, read as
+        // a path inside the root.
+        char target[4096];
+        ssize_t n = ::readlinkat(parent.get(), name.c_str(), target, sizeof target - 1);
+        if (n > 0) {
+            std::string t(target, static_cast<size_t>(n));
+            mkdir_all_at_depth(root, t[0] == '/' ? t : parent_of(path) + "/" + t, mode, depth + 1);
         }
-        if (next < 0) throw_errno_code(-next, "open in root", quote(sofar));
-        dir.reset(next);
     }
-    return dir;
+    return open_in_root(root, path, O_PATH | O_DIRECTORY);
 }
 
 }  // namespace
