@@ -121,8 +121,12 @@ def test_umask(run_sh, umask, expect):
     assert int(mode, 8) == 0o666 & ~umask
 
 
-def test_default_umask(run_sh):
-    assert ok(run_sh("umask")) == "0022\n"
+def test_default_umask(rt, bundle):
+    """Without process.user.umask the process gets 0022, whatever the caller's umask."""
+    b = bundle(["sh", "-c", "umask"])
+    res = rt.raw(["/bin/sh", "-c", 'umask 077; exec "$@"', "sh",
+                  *rt.cmd("run", "--bundle", b.path, rt.new_id())])
+    assert ok(res) == "0022\n"
 
 
 # ---------------------------------------------------------------------------
