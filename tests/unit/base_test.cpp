@@ -9,6 +9,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/procfs.h"
 #include "core/base/signals.h"
 #include "core/container/state_store.h"
 
@@ -76,4 +77,18 @@ TEST(Paths, ParentAndBase) {
     EXPECT_EQ(parent_of("/a/b/c"), "/a/b");
     EXPECT_EQ(parent_of("c"), "/");
     EXPECT_EQ(base_of("/a//b/"), "b");
+}
+
+TEST(Procfs, WritesOnlyToProcfs) {
+    char tmpl[] = "/tmp/pieces-procfs-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+    // A regular file standing where a /proc file was expected is refused, and left untouched.
+    EXPECT_THROW(procfs::write(tmpl, "1"), error);
+    EXPECT_EQ(read_file(tmpl), "");
+    ::unlink(tmpl);
+    // The real thing works: our own oom_score_adj, written back unchanged.
+    std::string adj = read_file("/proc/self/oom_score_adj");
+    EXPECT_NO_THROW(procfs::write("/proc/self/oom_score_adj", adj));
 }

@@ -1,5 +1,12 @@
 #include "core/base/procfs.h"
 
+#include "core/base/error.h"
+#include "core/base/fs.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -51,6 +58,18 @@ std::optional<process_stat> stat(pid_t pid) {
     for (int field = 5; field < 22; ++field) ss >> skip;  // pgrp .. itrealvalue
     ss >> st.start_time;
     return st;
+}
+
+void check_on_procfs(int fd, const std::string& path) {
+    struct statfs fs {};
+    if (::fstatfs(fd, &fs) < 0) throw_errno("statfs", quote(path));
+    if (fs.f_type != PROC_SUPER_MAGIC) throw error(quote(path) + " is not on procfs: refusing to write");
+}
+
+void write(const std::string& path, std::string_view data) {
+    unique_fd fd = open_path(path, O_WRONLY | O_NOCTTY);
+    check_on_procfs(fd.get(), path);
+    write_all(fd, data, quote(path));
 }
 
 }  // namespace pieces::procfs

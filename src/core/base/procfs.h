@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pieces::procfs {
@@ -37,5 +38,13 @@ struct process_stat {
     unsigned long long start_time = 0;  ///< in clock ticks since boot: tells a reused pid apart
 };
 std::optional<process_stat> stat(pid_t pid);
+
+/// Writes to a file under /proc, first checking the open file is on procfs: a mount over /proc
+/// (or a path redirected elsewhere) must not turn a sysctl or oom_score_adj write into a write
+/// to some other file.
+void write(const std::string& path, std::string_view data);
+
+/// Throws unless `fd` is a file on procfs.
+void check_on_procfs(int fd, const std::string& path);
 
 }  // namespace pieces::procfs

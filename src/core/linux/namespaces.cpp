@@ -11,6 +11,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/procfs.h"
 
 namespace pieces::linux_ {
 namespace {
@@ -26,15 +27,15 @@ std::string mapping_text(const std::vector<spec::id_mapping>& maps) {
 
 void write_id_mappings(pid_t pid, const spec::linux_config& l) {
     std::string base = "/proc/" + std::to_string(pid);
-    write_file(base + "/uid_map", mapping_text(l.uid_mappings));
-    write_file(base + "/gid_map", mapping_text(l.gid_mappings));
+    procfs::write(base + "/uid_map", mapping_text(l.uid_mappings));
+    procfs::write(base + "/gid_map", mapping_text(l.gid_mappings));
 }
 
 void write_time_offsets(const std::map<std::string, spec::time_offset>& offsets) {
     std::string text;
     for (const auto& [clock, off] : offsets)
         text += clock + " " + std::to_string(off.secs) + " " + std::to_string(off.nanosecs) + "\n";
-    if (!text.empty()) write_file("/proc/self/timens_offsets", text);
+    if (!text.empty()) procfs::write("/proc/self/timens_offsets", text);
 }
 
 std::vector<ns_handle> open_joined_namespaces(const spec::linux_config& l) {
@@ -74,7 +75,7 @@ void apply_sysctls(const std::map<std::string, std::string>& sysctl) {
             throw error("sysctl " + quote(key) + ": not a sysctl name");
         std::string path = "/proc/sys/" + key;
         std::replace(path.begin() + 10, path.end(), '.', '/');
-        with_context("sysctl " + key, [&] { write_file(path, value); });
+        with_context("sysctl " + key, [&] { procfs::write(path, value); });
     }
 }
 

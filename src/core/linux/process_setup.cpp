@@ -9,6 +9,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/procfs.h"
 
 namespace pieces::linux_ {
 
@@ -58,7 +59,7 @@ std::string find_executable(const std::string& arg0, const std::vector<std::stri
 }
 
 void set_oom_score_adj(const std::string& pid, int adj) {
-    write_file("/proc/" + pid + "/oom_score_adj", std::to_string(adj));
+    procfs::write("/proc/" + pid + "/oom_score_adj", std::to_string(adj));
 }
 
 }  // namespace pieces::linux_

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstring>
 
@@ -169,6 +170,11 @@ void container_init(const init_request& req, channel& chan, const std::string& s
     if (req.seccomp && p.no_new_privileges) load_filter(*req.seccomp, chan);
     ::umask(p.user.umask.value_or(022));
     if (::chdir(p.cwd.c_str()) < 0) throw_errno("chdir to cwd", quote(p.cwd));
+    // A cwd reached through a descriptor of the host ("/proc/self/fd/N") lands outside the root;
+    // the kernel then reports the cwd as unreachable. Refuse to start the program there.
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd) || cwd[0] != '/')
+        throw error("cwd " + quote(p.cwd) + " is outside the container's root");
     std::string exe = linux_::find_executable(p.args[0], p.env);
     // Nothing of ours may reach the program: every fd past stdio and the preserved ones closes at exec.
     if (::close_range(static_cast<unsigned>(3 + req.preserve_fds), ~0U, CLOSE_RANGE_CLOEXEC) < 0)

@@ -67,6 +67,8 @@ void child_prelude(const init_request& req, channel& chan, bool slow, const std:
     if (slow) {
         ::prctl(PR_SET_NAME, "puncker:join", 0, 0, 0);
         linux_::join_namespaces(joins);
+        // The namespace files are host descriptors: none may reach the container.
+        for (const auto& j : joins) ::close(j.fd.get());
         if (flags & CLONE_NEWUSER) {
             if (::unshare(CLONE_NEWUSER) < 0) throw_errno("unshare user namespace");
             chan.send(msg::need_id_maps);
