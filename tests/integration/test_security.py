@@ -43,3 +43,31 @@ def test_masking_uses_the_real_null_device(bundle, rt):
     assert res.returncode == 0, res
     assert "should be hidden" not in res.stdout and "attacker data" not in res.stdout, res
     assert "character special file 1:3" in res.stdout, res
+
+
+@pytest.mark.puncker_only  # runc's defence differs: its init runs from a sealed memfd copy
+def test_parked_init_binary_is_out_of_reach_of_a_neighbour(rt, bundle):
+    """CVE-2019-5736: until it execs, a container's init is the runtime binary. A second
+    container that joins its pid namespace (a pod sharing one) must not be able to open it
+    through /proc/1/exe, the first step of overwriting the runtime on the host."""
+    caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"]
+
+    def capset(names):
+        return {"capabilities": {k: names for k in ("bounding", "effective", "permitted")}}
+
+    # Parked: pid 1 of its namespace is the runtime binary, already holding the container's
+    # final capabilities. The neighbour holds the same and one more, so only the runtime's
+    # own defence stands between it and /proc/1/exe.
+    first = rt.create(bundle(["sleep", "100"], process=capset(caps)))
+    pid = rt.state(first)["pid"]
+
+    def join_first(cfg):
+        for ns in cfg["linux"]["namespaces"]:
+            if ns["type"] == "pid":
+                ns["path"] = f"/proc/{pid}/ns/pid"
+
+    neighbour = bundle(["sh", "-c", "cat /proc/1/exe > /dev/null && echo opened || echo refused"],
+                       mutate=join_first, process=capset(caps + ["CAP_NET_RAW"]))
+    res = rt.run_fg(neighbour)
+    assert res.returncode == 0, res
+    assert res.stdout.strip() == "refused", res

@@ -63,6 +63,10 @@ template <typename Fn>
 void child_prelude(const init_request& req, channel& chan, bool slow, const std::vector<linux_::ns_handle>& joins) {
     const spec::config& cfg = *req.cfg;
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // Until it execs, this process is the puncker binary: processes that can see it (another
+    // container sharing the pid namespace it joins) must not reach it through /proc/PID/exe
+    // (CVE-2019-5736). Not dumpable means that needs CAP_SYS_PTRACE; execve resets it.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     unsigned long flags = new_namespace_flags(cfg);
     if (slow) {
         ::prctl(PR_SET_NAME, "puncker:join", 0, 0, 0);
