@@ -12,6 +12,8 @@ pkgs=(
   golang-github-containers-common   # a seccomp profile as container engines ship it
   # runtimes the tests and benchmarks compare with
   runc crun hyperfine jq procps
+  # real clients the tests drive
+  docker.io
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,117 @@
+"""The real Docker daemon driving puncker: dockerd and its containerd, started by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUSYBOX
+
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+DOCKER = "/usr/bin/docker"
+IMAGE = "pieces-test-bb:latest"
+# Docker's default capability set, as bits of CapEff.
+DOCKER_CAPS_MASK = 0x00000000A80425FB
+
+
+@pytest.fixture(scope="module")
+def docker(runtime_binary, tmp_path_factory):
+    """A private dockerd (own data root, exec root and socket) with puncker as a runtime."""
+    if not Path(DOCKERD).exists() or not Path(DOCKER).exists():
+        pytest.fail("docker.io is installed by scripts/install-deps.sh")
+    base = tmp_path_factory.mktemp("dockerd")
+    sock = base / "docker.sock"
+    config = base / "daemon.json"
+    config.write_text(json.dumps({"runtimes": {"puncker": {"path": str(runtime_binary)}}}))
+    log = open(base / "dockerd.log", "wb")
+    daemon = subprocess.Popen(
+        [DOCKERD, "--config-file", str(config), "--data-root", str(base / "data"),
+         "--exec-root", str(base / "exec"), "--pidfile", str(base / "dockerd.pid"),
+         "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip-masq=false"],
+        stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
+
+    def cli(*args, input: bytes | None = None, timeout: float = 60):
+        return subprocess.run([DOCKER, *args], env=env, input=input, capture_output=True, timeout=timeout)
+
+    try:
+        deadline = time.monotonic() + 60
+        while cli("version").returncode != 0:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("dockerd did not come up:\n" + (base / "dockerd.log").read_text()[-3000:])
+            time.sleep(0.2)
+        # An image from a busybox rootfs with our probe in it: no registry is reachable.
+        root = base / "rootfs"
+        (root / "bin").mkdir(parents=True)
+        for d in ("proc", "sys", "dev", "etc", "tmp"):
+            (root / d).mkdir()
+        shutil.copy(BUSYBOX, root / "bin" / "busybox")
+        for applet in subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True).stdout.split():
+            if applet != "busybox":
+                (root / "bin" / applet).symlink_to("busybox")
+        probe = os.environ.get("PIECES_PROBE", "")
+        if not probe or not Path(probe).exists():
+            pytest.fail("PIECES_PROBE must name the built tests/probe binary (CTest sets it)")
+        shutil.copy(probe, root / "bin" / "probe")
+        tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
+        res = cli("import", "-", IMAGE, input=tar)
+        assert res.returncode == 0, res.stderr
+        yield cli
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
+        subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
+
+
+def run_in(docker, script, *flags):
+    res = docker("run", "--rm", "--runtime=puncker", "--network", "none", *flags, IMAGE, "sh", "-c", script)
+    return res.returncode, res.stdout.decode(), res.stderr.decode()
+
+
+def test_docker_runs_a_container_on_puncker(docker):
+    rc, out, err = run_in(docker, "echo hello from $(hostname); echo pid=$$")
+    assert rc == 0, err
+    assert "hello from" in out and "pid=1" in out
+
+
+def test_exit_code_passes_through(docker):
+    rc, _, err = run_in(docker, "exit 7")
+    assert rc == 7, err
+
+
+def test_dockers_default_seccomp_profile_is_applied(docker):
+    """Docker puts its default profile in every config.json: it must be in force inside."""
+    rc, out, err = run_in(docker, "grep Seccomp: /proc/self/status; probe add_key; probe keyctl; "
+                                  "probe unshare-user; echo ordinary > /tmp/f && cat /tmp/f")
+    assert rc == 0, err
+    # "Seccomp: 2" means a filter is installed; Docker's profile refuses the key and user
+    # namespace calls with EPERM, and lets ordinary work through.
+    assert out.split() == ["Seccomp:", "2", "EPERM", "EPERM", "EPERM", "ordinary"], out
+
+
+def test_unconfined_seccomp_leaves_the_calls_alone(docker):
+    rc, out, err = run_in(docker, "grep Seccomp: /proc/self/status; probe add_key",
+                          "--security-opt", "seccomp=unconfined")
+    assert rc == 0, err
+    assert out.split() == ["Seccomp:", "0", "ok"], out
+
+
+def test_dockers_default_capabilities_are_applied(docker):
+    rc, out, err = run_in(docker, "grep CapEff: /proc/self/status")
+    assert rc == 0, err
+    assert int(out.split()[1], 16) == DOCKER_CAPS_MASK, out
+    rc, out, err = run_in(docker, "grep CapEff: /proc/self/status", "--cap-drop", "ALL", "--cap-add", "NET_RAW")
+    assert rc == 0, err
+    assert int(out.split()[1], 16) == 1 << 13, out
