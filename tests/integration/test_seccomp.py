@@ -94,6 +94,23 @@ def test_argument_filters(run_sh, op, value, two):
     assert "rc=1" in res.stdout, res
 
 
+ALL_FLAGS = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+             "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+
+
+@pytest.mark.puncker_only  # runc 1.1.5 does not know WAIT_KILLABLE_RECV
+def test_filter_flags(run_sh, rt, bundle):
+    res = run_filtered(run_sh, "mkdir /tmp/a; echo rc=$?",
+                       allow_all_but({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}, flags=ALL_FLAGS))
+    assert res.returncode == 0, res
+    assert "rc=1" in res.stdout
+    b = bundle(["true"], linux={"seccomp": allow_all_but(flags=["SECCOMP_FILTER_FLAG_BOGUS"])})
+    cid = rt.new_id()
+    bad = rt.run("run", "--bundle", b.path, cid, check=False)
+    assert bad.returncode != 0 and "SECCOMP_FILTER_FLAG_BOGUS" in bad.stderr, bad
+    rt.assert_clean(cid, b)
+
+
 def test_unknown_syscall_names_are_skipped(run_sh):
     res = run_filtered(run_sh, "mkdir /tmp/a; echo rc=$?",
                        allow_all_but({"names": ["no_such_syscall_at_all", "mkdir", "mkdirat"],
@@ -129,7 +146,9 @@ def recv_fd_and_message(conn):
     return fds[0], msg
 
 
-def test_notify_listener_receives_fd_state_and_notifications(rt, bundle, workdir):
+@pytest.mark.parametrize("flags", [[], pytest.param(["SECCOMP_FILTER_FLAG_TSYNC"], marks=pytest.mark.puncker_only)],
+                         ids=["plain", "tsync"])  # runc 1.1.5 cannot combine TSYNC with a listener
+def test_notify_listener_receives_fd_state_and_notifications(rt, bundle, workdir, flags):
     sock_path = workdir / "seccomp.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(sock_path))
@@ -156,7 +175,8 @@ def test_notify_listener_receives_fd_state_and_notifications(rt, bundle, workdir
     t = threading.Thread(target=listener)
     t.start()
     seccomp = allow_all_but({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"},
-                            listenerPath=str(sock_path), listenerMetadata="meta-42")
+                            listenerPath=str(sock_path), listenerMetadata="meta-42",
+                            flags=flags)
     b = bundle(["sh", "-c", "mkdir /tmp/n; echo rc=$?"], linux={"seccomp": seccomp})
     try:
         res = rt.run_fg(b)

@@ -190,6 +190,11 @@ seccomp_program compile_seccomp(const json& sc) {
         prog.listener_metadata = sc.value("listenerMetadata", "");
         if (prog.listener_path.empty()) fail(base + ".listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath");
         prog.flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // The kernel takes TSYNC with a listener only when told to report a failed sync as ESRCH.
+        if (prog.flags & SECCOMP_FILTER_FLAG_TSYNC) prog.flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+    } else {
+        // Killable waits concern the listener; without one the kernel refuses the flag.
+        prog.flags &= ~flag_table().at("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
     }
 
     // Export the BPF now, in the runtime, so the init only has to hand it to the kernel.
