@@ -34,9 +34,11 @@ TEST(ContainerId, AcceptsAndRejects) {
     EXPECT_THROW(container::validate_id("a b"), error);
 }
 
-class InRoot : public ::testing::Test {
+// Every in-root test runs twice: with openat2, and with the walk used where it is unavailable.
+class InRoot : public ::testing::TestWithParam<bool> {
 protected:
     void SetUp() override {
+        use_openat2(GetParam());
         char tmpl[] = "/tmp/pieces-unit-XXXXXX";
         dir_ = ::mkdtemp(tmpl);
         outside_ = dir_ + "-outside";
@@ -45,6 +47,7 @@ protected:
         root_ = open_path(dir_ + "/root", O_PATH | O_DIRECTORY);
     }
     void TearDown() override {
+        use_openat2(true);
         std::filesystem::remove_all(dir_);
         std::filesystem::remove_all(outside_);
     }
@@ -52,7 +55,7 @@ protected:
     unique_fd root_;
 };
 
-TEST_F(InRoot, AbsoluteSymlinkStaysInside) {
+TEST_P(InRoot, AbsoluteSymlinkStaysInside) {
     // A symlink to the host's "/tmp/...-outside" must resolve to root/tmp/...-outside instead.
     std::filesystem::create_directory_symlink(outside_, dir_ + "/root/escape");
     unique_fd fd = mkdir_all_in_root(root_, "/escape/made");
@@ -60,7 +63,7 @@ TEST_F(InRoot, AbsoluteSymlinkStaysInside) {
     EXPECT_TRUE(std::filesystem::exists(dir_ + "/root" + outside_ + "/made"));
 }
 
-TEST_F(InRoot, DotDotIsClampedAtTheRoot) {
+TEST_P(InRoot, DotDotIsClampedAtTheRoot) {
     std::filesystem::create_directory_symlink("../../../../..", dir_ + "/root/up");
     unique_fd fd = mkdir_all_in_root(root_, "/up/x/../y");
     EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/y"));
@@ -68,10 +71,23 @@ TEST_F(InRoot, DotDotIsClampedAtTheRoot) {
     EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/etc/made-file"));
 }
 
-TEST_F(InRoot, OpenReportsMissing) {
+TEST_P(InRoot, OpenReportsMissing) {
     EXPECT_EQ(try_open_in_root(root_, "/nope", O_PATH), -ENOENT);
     EXPECT_GE(try_open_in_root(root_, "etc", O_PATH | O_DIRECTORY), 0);
 }
+
+TEST_P(InRoot, SymlinkChainsAndDotDotInsideLinks) {
+    // a -> b/c, b/c -> ../../../../etc: both hops stay inside.
+    std::filesystem::create_directories(dir_ + "/root/b");
+    std::filesystem::create_directory_symlink("../../../../etc", dir_ + "/root/b/c");
+    std::filesystem::create_directory_symlink("b/c", dir_ + "/root/a");
+    unique_fd f = make_file_in_root(root_, "/a/through-links");
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/etc/through-links"));
+    EXPECT_EQ(try_open_in_root(root_, "/a/through-links", O_RDONLY) >= 0, true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Resolution, InRoot, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "openat2" : "walk"; });
 
 TEST(Paths, ParentAndBase) {
     EXPECT_EQ(parent_of("/a/b/c"), "/a/b");

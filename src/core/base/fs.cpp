@@ -136,8 +136,13 @@ int walk_in_root(int root, std::string_view path, int flags, mode_t mode) {
 
 }  // namespace
 
+namespace {
+bool have_openat2 = true;
+}  // namespace
+
+void use_openat2(bool enabled) { have_openat2 = enabled; }
+
 int try_open_in_root(borrowed_fd root, std::string_view path, int flags, mode_t mode) {
-    static bool have_openat2 = true;
     std::string p(path.empty() ? "." : path);
     if (have_openat2) {
         open_how how{};

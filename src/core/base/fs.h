@@ -34,6 +34,10 @@ unique_fd open_in_root(borrowed_fd root, std::string_view path, int flags, mode_
 /// Like open_in_root, returning -errno instead of throwing.
 int try_open_in_root(borrowed_fd root, std::string_view path, int flags, mode_t mode = 0);
 
+/// Makes open_in_root use its own component walk, as where openat2 is missing or blocked by a
+/// seccomp filter; for tests of that path.
+void use_openat2(bool enabled);
+
 /// Makes every missing directory of `path` inside `root`; returns an O_PATH fd to the last.
 unique_fd mkdir_all_in_root(borrowed_fd root, std::string_view path, mode_t mode = 0755);
 /// Makes the parents of `path` and an empty regular file there when missing; returns O_PATH fd.
