@@ -9,6 +9,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/container/features.h"
 #include "core/container/lifecycle.h"
 #include "puncker/commands.h"
 
@@ -78,6 +79,11 @@ void print_ps_table(const std::vector<pid_t>& pids, const std::vector<std::strin
 }
 
 }  // namespace
+
+command add_features(CLI::App& app, context&) {
+    auto* sub = app.add_subcommand("features", "show what this runtime supports (runtime-spec features document)");
+    return {sub, [] { print_json(pieces::container::features(), 4); }};
+}
 
 command add_state(CLI::App& app, context& ctx) {
     auto* sub = app.add_subcommand("state", "output the state of a container");

@@ -35,6 +35,7 @@ command add_kill(CLI::App& app, context& ctx);
 command add_delete(CLI::App& app, context& ctx);
 command add_list(CLI::App& app, context& ctx);
 command add_ps(CLI::App& app, context& ctx);
+command add_features(CLI::App& app, context& ctx);
 
 /// The default --root: /run/puncker for root, $XDG_RUNTIME_DIR/puncker otherwise.
 std::string default_root();

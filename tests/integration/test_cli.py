@@ -246,3 +246,24 @@ def test_relative_bundle_path_is_made_absolute(rt, bundle):
     rt.bundles.append(b)
     rt.run("create", "--bundle", b.path.name, cid, cwd=b.path.parent)
     assert rt.state(cid)["bundle"] == str(b.path)
+
+
+@pytest.mark.puncker_only  # runc 1.1.5's `features` is experimental and differs
+def test_features_document(rt):
+    """`features` tells clients what works here; each claim is checked against this machine."""
+    doc = json.loads(rt.run("features").stdout)
+    assert doc["ociVersionMax"].startswith("1.2")
+    assert set(doc["hooks"]) == {"prestart", "createRuntime", "createContainer", "startContainer",
+                                 "poststart", "poststop"}
+    linux = doc["linux"]
+    assert {"pid", "network", "mount", "user", "time", "cgroup"} <= set(linux["namespaces"])
+    assert "CAP_CHECKPOINT_RESTORE" in linux["capabilities"]
+    assert {"rbind", "ro", "nosuid", "rprivate", "rro"} <= set(doc["mountOptions"])
+    seccomp = linux["seccomp"]
+    assert seccomp["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" in seccomp["actions"] and "SCMP_CMP_MASKED_EQ" in seccomp["operators"]
+    assert set(seccomp["supportedFlags"]) <= set(seccomp["knownFlags"])
+    assert "SECCOMP_FILTER_FLAG_LOG" in seccomp["supportedFlags"]  # every kernel since 4.14
+    # Nothing is claimed that does not work yet.
+    assert linux["mountExtensions"]["idmap"]["enabled"] is False
+    assert linux["cgroup"]["systemd"] is False

@@ -2,6 +2,7 @@
 
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <map>
 #include <string_view>
 
@@ -43,6 +44,15 @@ const std::map<std::string_view, unsigned long>& propagation_table() {
 }
 
 }  // namespace
+
+std::vector<std::string> known_mount_options() {
+    std::vector<std::string> out;
+    for (const auto& [name, _] : flag_table()) out.emplace_back(name);
+    for (const auto& [name, _] : propagation_table()) out.emplace_back(name);
+    for (const char* name : {"bind", "rbind", "rro", "defaults"}) out.emplace_back(name);
+    std::sort(out.begin(), out.end());
+    return out;
+}
 
 mount_options parse_mount_options(const std::vector<std::string>& options) {
     mount_options out;

@@ -16,6 +16,9 @@ struct mount_options {
     std::string data;                     ///< everything else, comma-joined, for the filesystem
 };
 
+/// Every option name parse_mount_options gives a meaning to (for `features`).
+std::vector<std::string> known_mount_options();
+
 /// Parses OCI options; anything that is not a known flag becomes filesystem data.
 mount_options parse_mount_options(const std::vector<std::string>& options);
 

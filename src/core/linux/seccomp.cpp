@@ -241,6 +241,17 @@ std::vector<std::string> seccomp_operator_names() {
 
 std::vector<std::string> seccomp_arch_names() { return {std::begin(arch_names), std::end(arch_names)}; }
 
+std::vector<std::string> seccomp_supported_flag_names() {
+    std::vector<std::string> out;
+    for (const auto& [name, flag] : flag_table()) {
+        // With a null program the kernel checks the flags first: EFAULT means it knows them.
+        unsigned probe = flag;
+        if (name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") probe |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, probe, nullptr) < 0 && errno == EFAULT) out.push_back(name);
+    }
+    return out;
+}
+
 std::vector<std::string> seccomp_flag_names() {
     std::vector<std::string> out;
     for (const auto& [name, _] : flag_table()) out.push_back(name);

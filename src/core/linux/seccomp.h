@@ -40,5 +40,7 @@ std::vector<std::string> seccomp_action_names();
 std::vector<std::string> seccomp_operator_names();
 std::vector<std::string> seccomp_arch_names();
 std::vector<std::string> seccomp_flag_names();
+/// The flags this kernel accepts.
+std::vector<std::string> seccomp_supported_flag_names();
 
 }  // namespace pieces::linux_
