@@ -98,19 +98,42 @@ group group::for_container(const std::optional<std::string>& cgroups_path, const
     return group(std::move(dirs));
 }
 
-void group::create_and_join(pid_t pid) const {
+void group::apply(const std::vector<setting>& resources) const {
+    if (resources.empty()) return;
+    // Which of our directories holds which controller, from the hierarchies' mount options.
+    std::vector<std::pair<std::string, std::string>> dir_options;  // dir, ",super,options,"
+    for (const auto& m : procfs::mountinfo()) {
+        if (m.fstype != "cgroup") continue;
+        for (const auto& dir : dirs_)
+            if (dir.rfind(m.mount_point + "/", 0) == 0) dir_options.emplace_back(dir, "," + m.super_options + ",");
+    }
+    for (const setting& s : resources) {
+        const std::string* dir = nullptr;
+        for (const auto& [d, opts] : dir_options)
+            if (opts.find("," + s.controller + ",") != std::string::npos) dir = &d;
+        // A controller this host does not mount is skipped, as the other runtimes do.
+        if (!dir) continue;
+        std::string path = *dir + "/" + s.file;
+        if (s.optional && ::access(path.c_str(), F_OK) != 0) continue;
+        with_context("set " + s.file + " to " + quote(s.value), [&] { write_file(path, s.value); });
+    }
+}
+
+void group::create_and_join(pid_t pid, const std::vector<setting>& resources) const {
     for (const std::string& dir : dirs_) {
         std::error_code ec;
         std::filesystem::create_directories(dir, ec);
         if (ec) throw error("create cgroup " + quote(dir) + ": " + ec.message(), ec.value());
         if (is_cpuset(dir)) {
-            // Find the mount point: the longest prefix that is not itself a cpuset child we made.
             for (const auto& m : procfs::mountinfo())
                 if (m.fstype == "cgroup" && dir.rfind(m.mount_point + "/", 0) == 0 && is_cpuset(m.mount_point))
                     inherit_cpuset(m.mount_point, dir.substr(m.mount_point.size()));
         }
-        with_context("join cgroup " + quote(dir), [&] { write_file(dir + "/cgroup.procs", std::to_string(pid)); });
     }
+    // Limits are in place before the process is.
+    apply(resources);
+    for (const std::string& dir : dirs_)
+        with_context("join cgroup " + quote(dir), [&] { write_file(dir + "/cgroup.procs", std::to_string(pid)); });
 }
 
 std::vector<pid_t> group::pids() const {

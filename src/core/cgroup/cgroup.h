@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cgroup/resources.h"
+
 namespace pieces::cgroup {
 
 /// The directories of one container's cgroup, one per mounted hierarchy.
@@ -19,8 +21,11 @@ public:
     /// hierarchy's root), relative (below the caller's own cgroup), or absent (the id there).
     static group for_container(const std::optional<std::string>& cgroups_path, const std::string& id);
 
-    /// Makes the directories (copying cpuset's cpus/mems down where v1 needs them) and moves `pid` in.
-    void create_and_join(pid_t pid) const;
+    /// Makes the directories (copying cpuset's cpus/mems down where v1 needs them), writes the
+    /// resource settings into them, and moves `pid` in.
+    void create_and_join(pid_t pid, const std::vector<setting>& resources = {}) const;
+    /// Writes resource settings into the directories of the hierarchies that hold their controllers.
+    void apply(const std::vector<setting>& resources) const;
     /// The processes in the cgroup.
     std::vector<pid_t> pids() const;
     /// Sends `sig` to every process in the cgroup.

@@ -24,6 +24,7 @@ struct init_request {
     bool no_new_keyring = false;
     int preserve_fds = 0;
     const linux_::seccomp_program* seccomp = nullptr;  ///< compiled linux.seccomp, or null
+    std::vector<cgroup::setting> resources;            ///< linux.resources as cgroup writes
 };
 
 /// Callbacks into the caller at the points where the runtime (not the container) acts.

@@ -1,0 +1,200 @@
+#include "core/cgroup/resources.h"
+
+#include "core/base/error.h"
+
+namespace pieces::cgroup {
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) { throw error(where + ": " + what); }
+
+int64_t integer(const json& j, const std::string& where) {
+    if (!j.is_number_integer()) fail(where, "expected an integer");
+    if (j.is_number_unsigned()) return static_cast<int64_t>(std::min<uint64_t>(j.get<uint64_t>(), INT64_MAX));
+    return j.get<int64_t>();
+}
+
+// Docker and others send 0 for "not set" in fields the spec makes optional: skip those, as the
+// other runtimes do.
+template <typename Fn>
+void nonzero(const json& obj, const char* key, const std::string& where, Fn&& fn);
+
+std::string text(const json& j, const std::string& where) {
+    if (!j.is_string()) fail(where, "expected a string");
+    return j.get<std::string>();
+}
+
+// Calls fn(value, "where.key") when obj has key (and it is not null).
+template <typename Fn>
+void with(const json& obj, const char* key, const std::string& where, Fn&& fn) {
+    if (!obj.is_object()) return;
+    auto it = obj.find(key);
+    if (it != obj.end() && !it->is_null()) fn(*it, where + "." + key);
+}
+
+template <typename Fn>
+void nonzero(const json& obj, const char* key, const std::string& where, Fn&& fn) {
+    with(obj, key, where, [&](const json& v, const std::string& w) {
+        int64_t n = integer(v, w);
+        if (n != 0) fn(n);
+    });
+}
+
+// "maj:min" for a device entry of a blockIO list.
+std::string device_of(const json& d, const std::string& where) {
+    int64_t major = 0, minor = 0;
+    with(d, "major", where, [&](const json& v, const std::string& w) { major = integer(v, w); });
+    with(d, "minor", where, [&](const json& v, const std::string& w) { minor = integer(v, w); });
+    return std::to_string(major) + ":" + std::to_string(minor);
+}
+
+std::string device_rule(const json& d, const std::string& where) {
+    std::string type = "a", access = "rwm";
+    std::string major = "*", minor = "*";
+    with(d, "type", where, [&](const json& v, const std::string& w) { type = text(v, w); });
+    with(d, "access", where, [&](const json& v, const std::string& w) { access = text(v, w); });
+    with(d, "major", where, [&](const json& v, const std::string& w) {
+        int64_t m = integer(v, w);
+        if (m >= 0) major = std::to_string(m);
+    });
+    with(d, "minor", where, [&](const json& v, const std::string& w) {
+        int64_t m = integer(v, w);
+        if (m >= 0) minor = std::to_string(m);
+    });
+    if (type != "a" && type != "c" && type != "b") fail(where + ".type", "unknown device type \"" + type + "\"");
+    if (access.empty() || access.find_first_not_of("rwm") != std::string::npos)
+        fail(where + ".access", "must be made of r, w and m");
+    // "a" means every device: the kernel takes it alone.
+    return type == "a" ? "a" : type + " " + major + ":" + minor + " " + access;
+}
+
+}  // namespace
+
+std::vector<std::string> default_device_allows() {
+    return {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+            "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"};
+}
+
+std::vector<setting> v1_settings(const json& r) {
+    std::vector<setting> out;
+    const std::string base = "linux.resources";
+    if (r.is_null()) return out;
+    if (!r.is_object()) fail(base, "expected an object");
+
+    with(r, "memory", base, [&](const json& m, const std::string& where) {
+        // The limit goes before memsw: the kernel keeps memsw >= limit at every step.
+        nonzero(m, "limit", where, [&](int64_t n) { out.push_back({"memory", "memory.limit_in_bytes", std::to_string(n)}); });
+        nonzero(m, "swap", where, [&](int64_t n) { out.push_back({"memory", "memory.memsw.limit_in_bytes", std::to_string(n)}); });
+        nonzero(m, "reservation", where, [&](int64_t n) { out.push_back({"memory", "memory.soft_limit_in_bytes", std::to_string(n)}); });
+        with(m, "swappiness", where, [&](const json& v, const std::string& w) {
+            int64_t s = integer(v, w);
+            if (s < 0 || s > 100) fail(w, "must be between 0 and 100");
+            out.push_back({"memory", "memory.swappiness", std::to_string(s)});
+        });
+        with(m, "disableOOMKiller", where, [&](const json& v, const std::string& w) {
+            if (!v.is_boolean()) fail(w, "expected a boolean");
+            if (v.get<bool>()) out.push_back({"memory", "memory.oom_control", "1"});
+        });
+    });
+    with(r, "cpu", base, [&](const json& c, const std::string& where) {
+        nonzero(c, "shares", where, [&](int64_t n) { out.push_back({"cpu", "cpu.shares", std::to_string(n)}); });
+        // The period before the quota: a quota is checked against the period in force.
+        nonzero(c, "period", where, [&](int64_t n) { out.push_back({"cpu", "cpu.cfs_period_us", std::to_string(n)}); });
+        nonzero(c, "quota", where, [&](int64_t n) { out.push_back({"cpu", "cpu.cfs_quota_us", std::to_string(n)}); });
+        nonzero(c, "burst", where, [&](int64_t n) { out.push_back({"cpu", "cpu.cfs_burst_us", std::to_string(n)}); });
+        nonzero(c, "realtimePeriod", where, [&](int64_t n) { out.push_back({"cpu", "cpu.rt_period_us", std::to_string(n)}); });
+        nonzero(c, "realtimeRuntime", where, [&](int64_t n) { out.push_back({"cpu", "cpu.rt_runtime_us", std::to_string(n)}); });
+        with(c, "idle", where, [&](const json& v, const std::string& w) {
+            out.push_back({"cpu", "cpu.idle", std::to_string(integer(v, w))});
+        });
+        with(c, "cpus", where, [&](const json& v, const std::string& w) {
+            std::string s = text(v, w);
+            if (!s.empty()) out.push_back({"cpuset", "cpuset.cpus", s});
+        });
+        with(c, "mems", where, [&](const json& v, const std::string& w) {
+            std::string s = text(v, w);
+            if (!s.empty()) out.push_back({"cpuset", "cpuset.mems", s});
+        });
+    });
+    with(r, "pids", base, [&](const json& p, const std::string& where) {
+        nonzero(p, "limit", where, [&](int64_t l) { out.push_back({"pids", "pids.max", l > 0 ? std::to_string(l) : "max"}); });
+    });
+    with(r, "blockIO", base, [&](const json& b, const std::string& where) {
+        nonzero(b, "weight", where, [&](int64_t n) { out.push_back({"blkio", "blkio.weight", std::to_string(n)}); });
+        nonzero(b, "leafWeight", where, [&](int64_t n) { out.push_back({"blkio", "blkio.leaf_weight", std::to_string(n)}); });
+        with(b, "weightDevice", where, [&](const json& list, const std::string& w) {
+            size_t i = 0;
+            for (const json& d : list) {
+                std::string dw = w + "[" + std::to_string(i++) + "]";
+                with(d, "weight", dw, [&](const json& v, const std::string& vw) {
+                    out.push_back({"blkio", "blkio.weight_device", device_of(d, dw) + " " + std::to_string(integer(v, vw))});
+                });
+                with(d, "leafWeight", dw, [&](const json& v, const std::string& vw) {
+                    out.push_back({"blkio", "blkio.leaf_weight_device", device_of(d, dw) + " " + std::to_string(integer(v, vw))});
+                });
+            }
+        });
+        const std::pair<const char*, const char*> throttles[] = {
+            {"throttleReadBpsDevice", "blkio.throttle.read_bps_device"},
+            {"throttleWriteBpsDevice", "blkio.throttle.write_bps_device"},
+            {"throttleReadIOPSDevice", "blkio.throttle.read_iops_device"},
+            {"throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"},
+        };
+        for (const auto& [key, file] : throttles) {
+            with(b, key, where, [&, file = file](const json& list, const std::string& w) {
+                size_t i = 0;
+                for (const json& d : list) {
+                    std::string dw = w + "[" + std::to_string(i++) + "]";
+                    int64_t rate = 0;
+                    with(d, "rate", dw, [&](const json& v, const std::string& vw) { rate = integer(v, vw); });
+                    out.push_back({"blkio", file, device_of(d, dw) + " " + std::to_string(rate)});
+                }
+            });
+        }
+    });
+    with(r, "hugepageLimits", base, [&](const json& list, const std::string& where) {
+        size_t i = 0;
+        for (const json& h : list) {
+            std::string w = where + "[" + std::to_string(i++) + "]";
+            std::string size;
+            int64_t limit = 0;
+            with(h, "pageSize", w, [&](const json& v, const std::string& vw) { size = text(v, vw); });
+            with(h, "limit", w, [&](const json& v, const std::string& vw) { limit = integer(v, vw); });
+            if (size.empty()) fail(w + ".pageSize", "is required");
+            out.push_back({"hugetlb", "hugetlb." + size + ".limit_in_bytes", std::to_string(limit)});
+        }
+    });
+    with(r, "network", base, [&](const json& n, const std::string& where) {
+        with(n, "classID", where, [&](const json& v, const std::string& w) {
+            out.push_back({"net_cls", "net_cls.classid", std::to_string(integer(v, w))});
+        });
+        with(n, "priorities", where, [&](const json& list, const std::string& w) {
+            size_t i = 0;
+            for (const json& p : list) {
+                std::string pw = w + "[" + std::to_string(i++) + "]";
+                std::string name;
+                int64_t prio = 0;
+                with(p, "name", pw, [&](const json& v, const std::string& vw) { name = text(v, vw); });
+                with(p, "priority", pw, [&](const json& v, const std::string& vw) { prio = integer(v, vw); });
+                out.push_back({"net_prio", "net_prio.ifpriomap", name + " " + std::to_string(prio)});
+            }
+        });
+    });
+    with(r, "devices", base, [&](const json& list, const std::string& where) {
+        size_t i = 0;
+        for (const json& d : list) {
+            std::string w = where + "[" + std::to_string(i++) + "]";
+            bool allow = false;
+            with(d, "allow", w, [&](const json& v, const std::string& vw) {
+                if (!v.is_boolean()) fail(vw, "expected a boolean");
+                allow = v.get<bool>();
+            });
+            out.push_back({"devices", allow ? "devices.allow" : "devices.deny", device_rule(d, w)});
+        }
+        for (const std::string& rule : default_device_allows()) out.push_back({"devices", "devices.allow", rule});
+    });
+    return out;
+}
+
+}  // namespace pieces::cgroup

@@ -1,0 +1,78 @@
+"""linux.resources on this hybrid host's v1 hierarchies: read back, and enforced for real."""
+
+from __future__ import annotations
+
+import pytest
+
+MiB = 1024 * 1024
+CG = "/sys/fs/cgroup"
+
+
+def with_cgroupns(cfg):
+    if not any(ns["type"] == "cgroup" for ns in cfg["linux"]["namespaces"]):
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+
+
+def run_limited(run_sh, script, resources, linux=None, **overrides):
+    return run_sh(script, mutate=with_cgroupns, linux={"resources": resources, **(linux or {})}, **overrides)
+
+
+def test_resources_are_written_to_the_cgroup(run_sh):
+    files = ["memory/memory.limit_in_bytes", "memory/memory.memsw.limit_in_bytes",
+             "memory/memory.soft_limit_in_bytes", "memory/memory.swappiness", "pids/pids.max",
+             "cpu/cpu.shares", "cpu/cpu.cfs_period_us", "cpu/cpu.cfs_quota_us", "cpuset/cpuset.cpus",
+             "cpuset/cpuset.mems"]
+    res = run_limited(run_sh, "cat " + " ".join(f"{CG}/{f}" for f in files), {
+        "memory": {"limit": 64 * MiB, "swap": 128 * MiB, "reservation": 32 * MiB, "swappiness": 10},
+        "pids": {"limit": 42},
+        "cpu": {"shares": 512, "period": 200000, "quota": 50000, "cpus": "0", "mems": "0"},
+    })
+    assert res.returncode == 0, res
+    assert res.stdout.split() == [str(64 * MiB), str(128 * MiB), str(32 * MiB), "10", "42",
+                                  "512", "200000", "50000", "0", "0"], res
+
+
+def test_memory_hog_is_oom_killed(run_sh):
+    script = "(dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null); echo rc=$?"
+    limited = run_limited(run_sh, script, {"memory": {"limit": 16 * MiB, "swap": 16 * MiB}})
+    assert limited.returncode == 0, limited
+    assert "rc=137" in limited.stdout, limited  # SIGKILL from the OOM killer
+    free = run_limited(run_sh, script, {"memory": {"limit": 256 * MiB}})
+    assert "rc=0" in free.stdout, free
+
+
+def test_fork_stops_at_the_pids_limit(run_sh):
+    # Shell builtins only after the loop: once the limit is hit, nothing else can fork.
+    script = ("(for i in $(seq 20); do sleep 3 & done) 2>/dev/null; "
+              "read n < /sys/fs/cgroup/pids/pids.current; echo current=$n")
+    res = run_limited(run_sh, script, {"pids": {"limit": 6}})
+    assert res.returncode == 0, res
+    assert "current=" in res.stdout, res
+    assert int(res.stdout.split("current=")[1]) <= 6, res  # 20 sleeps were asked for
+    unlimited = run_limited(run_sh, script, {"pids": {"limit": -1}})
+    assert int(unlimited.stdout.split("current=")[1]) > 20, unlimited
+
+
+def test_device_rules_are_enforced(run_sh):
+    """The device cgroup denies a node the container has unless a rule allows it."""
+    loop = {"path": "/dev/loop-probe", "type": "b", "major": 7, "minor": 0, "fileMode": 0o666}
+    script = "head -c 0 /dev/loop-probe && echo opened; head -c 1 /dev/null; echo null-ok"
+    denied = run_limited(run_sh, script, {"devices": [{"allow": False, "access": "rwm"}]},
+                         linux={"devices": [loop]})
+    assert "opened" not in denied.stdout and "null-ok" in denied.stdout, denied
+    assert "Operation not permitted" in denied.stderr + denied.stdout, denied
+    allowed = run_limited(run_sh, script, {"devices": [{"allow": False, "access": "rwm"},
+                                                        {"allow": True, "type": "b", "major": 7, "minor": 0,
+                                                         "access": "rw"}]},
+                          linux={"devices": [loop]})
+    assert "opened" in allowed.stdout, allowed
+
+
+@pytest.mark.puncker_only  # the error wording
+def test_bad_resource_value_fails_cleanly(rt, bundle):
+    b = bundle(["true"], linux={"resources": {"memory": {"swappiness": 200}}})
+    cid = rt.new_id()
+    res = rt.run("run", "--bundle", b.path, cid, check=False)
+    assert res.returncode != 0
+    assert "linux.resources.memory.swappiness" in res.stderr, res.stderr
+    rt.assert_clean(cid, b)
