@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -36,6 +37,9 @@ command add_delete(CLI::App& app, context& ctx);
 command add_list(CLI::App& app, context& ctx);
 command add_ps(CLI::App& app, context& ctx);
 command add_features(CLI::App& app, context& ctx);
+command add_pause(CLI::App& app, context& ctx);
+command add_resume(CLI::App& app, context& ctx);
+command add_update(CLI::App& app, context& ctx);
 
 /// The default --root: /run/puncker for root, $XDG_RUNTIME_DIR/puncker otherwise.
 std::string default_root();

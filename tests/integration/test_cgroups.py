@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import pytest
 
 MiB = 1024 * 1024
@@ -76,3 +80,50 @@ def test_bad_resource_value_fails_cleanly(rt, bundle):
     assert res.returncode != 0
     assert "linux.resources.memory.swappiness" in res.stderr, res.stderr
     rt.assert_clean(cid, b)
+
+
+def host_cgroup_file(pid: int, controller: str, name: str) -> Path:
+    """The host path of `name` in the v1 `controller` cgroup that `pid` is in."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return Path(CG) / controller / path.lstrip("/") / name
+    raise AssertionError(f"{pid} is in no {controller} cgroup")
+
+
+def test_pause_freezes_and_resume_thaws(rt, bundle):
+    b = bundle(["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; done"])
+    cid = rt.create_started(b)
+    counter = b.rootfs / "tmp" / "count"
+    deadline = time.monotonic() + 10
+    while not counter.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rt.run("pause", cid)
+    assert rt.status(cid) == "paused"
+    frozen = counter.read_text()
+    time.sleep(0.3)
+    assert counter.read_text() == frozen  # no progress while paused
+    rt.run("resume", cid)
+    assert rt.status(cid) == "running"
+    deadline = time.monotonic() + 5
+    while counter.read_text() == frozen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counter.read_text() != frozen  # counting again
+    assert rt.run("resume", cid, check=False).returncode != 0  # not paused any more
+    rt.delete(cid, force=True)
+
+
+def test_update_changes_limits_of_a_running_container(rt, bundle):
+    cid = rt.create_started(bundle(["sleep", "100"]))
+    pid = rt.state(cid)["pid"]
+    rt.run("update", "--memory", "48m", "--pids-limit", "9", "--cpu-share", "300", "--cpu-period", "100000",
+           "--cpu-quota", "20000", cid)
+    assert host_cgroup_file(pid, "memory", "memory.limit_in_bytes").read_text().strip() == str(48 * MiB)
+    assert host_cgroup_file(pid, "pids", "pids.max").read_text().strip() == "9"
+    assert host_cgroup_file(pid, "cpu", "cpu.shares").read_text().strip() == "300"
+    assert host_cgroup_file(pid, "cpu", "cpu.cfs_quota_us").read_text().strip() == "20000"
+    # The form Docker uses: linux.resources as JSON on stdin.
+    rt.run("update", "-r", "-", cid, input=json.dumps({"memory": {"limit": 96 * MiB}, "pids": {"limit": 11}}))
+    assert host_cgroup_file(pid, "memory", "memory.limit_in_bytes").read_text().strip() == str(96 * MiB)
+    assert host_cgroup_file(pid, "pids", "pids.max").read_text().strip() == "11"
+    rt.delete(cid, force=True)

@@ -115,7 +115,17 @@ void group::apply(const std::vector<setting>& resources) const {
         if (!dir) continue;
         std::string path = *dir + "/" + s.file;
         if (s.optional && ::access(path.c_str(), F_OK) != 0) continue;
-        with_context("set " + s.file + " to " + quote(s.value), [&] { write_file(path, s.value); });
+        with_context("set " + s.file + " to " + quote(s.value), [&] {
+            try {
+                write_file(path, s.value);
+            } catch (const error& e) {
+                // Raising the memory limit above the current memsw limit needs memsw raised first.
+                if (e.code() != EINVAL || s.file != "memory.limit_in_bytes") throw;
+                for (const setting& swap : resources)
+                    if (swap.file == "memory.memsw.limit_in_bytes") write_file(*dir + "/" + swap.file, swap.value);
+                write_file(path, s.value);
+            }
+        });
     }
 }
 
@@ -151,6 +161,54 @@ std::vector<pid_t> group::pids() const {
 
 void group::signal_all(int sig) const {
     for (pid_t pid : pids()) ::kill(pid, sig);
+}
+
+namespace {
+
+std::string first_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return line;
+}
+
+}  // namespace
+
+void group::freeze(bool frozen) const {
+    for (const auto& dir : dirs_) {
+        if (::access((dir + "/freezer.state").c_str(), F_OK) == 0) {
+            const char* want = frozen ? "FROZEN" : "THAWED";
+            // FREEZING may linger while tasks are being stopped: ask again until it settles.
+            for (int attempt = 0; attempt < 1000; ++attempt) {
+                write_file(dir + "/freezer.state", want);
+                if (first_line(dir + "/freezer.state") == want) return;
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            throw error("freeze " + quote(dir) + ": the freezer did not settle");
+        }
+    }
+    for (const auto& dir : dirs_) {
+        if (::access((dir + "/cgroup.freeze").c_str(), F_OK) != 0) continue;
+        write_file(dir + "/cgroup.freeze", frozen ? "1" : "0");
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+            if (this->frozen() == frozen) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        throw error("freeze " + quote(dir) + ": cgroup.events never said frozen " + (frozen ? "1" : "0"));
+    }
+    throw error("no freezer: neither a v1 freezer hierarchy nor cgroup.freeze is available");
+}
+
+bool group::frozen() const {
+    for (const auto& dir : dirs_)
+        if (::access((dir + "/freezer.state").c_str(), F_OK) == 0) return first_line(dir + "/freezer.state") == "FROZEN";
+    for (const auto& dir : dirs_) {
+        std::ifstream in(dir + "/cgroup.events");
+        std::string key, value;
+        while (in >> key >> value)
+            if (key == "frozen") return value == "1";
+    }
+    return false;
 }
 
 void group::destroy() const {

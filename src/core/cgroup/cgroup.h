@@ -30,6 +30,11 @@ public:
     std::vector<pid_t> pids() const;
     /// Sends `sig` to every process in the cgroup.
     void signal_all(int sig) const;
+    /// Freezes (or thaws) every process: the v1 freezer where it is mounted, else cgroup.freeze
+    /// on cgroup2. Returns once the kernel reports the new state.
+    void freeze(bool frozen) const;
+    /// True when the cgroup is frozen.
+    bool frozen() const;
     /// Removes the directories; processes must be gone.
     void destroy() const;
 

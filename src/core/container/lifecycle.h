@@ -47,6 +47,14 @@ void kill(const std::string& root, const std::string& id, int sig, bool all);
 /// running one first.
 void remove(const std::string& root, const std::string& id, bool force);
 
+/// Freezes every process of a running container (status "paused").
+void pause(const std::string& root, const std::string& id);
+/// Thaws a paused container.
+void resume(const std::string& root, const std::string& id);
+
+/// Writes new resource limits (linux.resources form) into a container's cgroups.
+void update(const std::string& root, const std::string& id, const nlohmann::json& resources);
+
 /// The OCI state document of a container.
 nlohmann::json state(const std::string& root, const std::string& id);
 

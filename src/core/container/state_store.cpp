@@ -13,6 +13,7 @@
 #include "core/base/error.h"
 #include "core/base/fs.h"
 #include "core/base/procfs.h"
+#include "core/cgroup/cgroup.h"
 
 namespace pieces::container {
 
@@ -134,15 +135,7 @@ bool init_alive(const saved_state& s) {
 status state_dir::current_status(const saved_state& s) const {
     if (!init_alive(s)) return status::stopped;
     if (::faccessat(fd_.get(), "exec.fifo", F_OK, 0) == 0) return status::created;
-    // A frozen v1 freezer cgroup means paused.
-    for (const auto& dir : s.cgroup_dirs) {
-        if (dir.find("/freezer/") == std::string::npos) continue;
-        int fd = ::open((dir + "/freezer.state").c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        unique_fd f(fd);
-        std::string state = read_all(f);
-        if (state.rfind("FROZEN", 0) == 0) return status::paused;
-    }
+    if (cgroup::group(s.cgroup_dirs).frozen()) return status::paused;
     return status::running;
 }
 

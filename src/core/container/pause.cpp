@@ -1,0 +1,36 @@
+#include "core/base/error.h"
+#include "core/cgroup/cgroup.h"
+#include "core/cgroup/resources.h"
+#include "core/container/internal.h"
+
+namespace pieces::container {
+
+void pause(const std::string& root, const std::string& id) {
+    with_context("pause container " + id, [&] {
+        state_dir dir = state_dir::open(root, id, true);
+        saved_state s = dir.load();
+        status st = dir.current_status(s);
+        if (st != status::running && st != status::created) throw error("container not running");
+        cgroup::group(s.cgroup_dirs).freeze(true);
+    });
+}
+
+void resume(const std::string& root, const std::string& id) {
+    with_context("resume container " + id, [&] {
+        state_dir dir = state_dir::open(root, id, true);
+        saved_state s = dir.load();
+        if (dir.current_status(s) != status::paused) throw error("container not paused");
+        cgroup::group(s.cgroup_dirs).freeze(false);
+    });
+}
+
+void update(const std::string& root, const std::string& id, const nlohmann::json& resources) {
+    with_context("update container " + id, [&] {
+        state_dir dir = state_dir::open(root, id, true);
+        saved_state s = dir.load();
+        if (dir.current_status(s) == status::stopped) throw error("container not running");
+        cgroup::group(s.cgroup_dirs).apply(cgroup::v1_settings(resources));
+    });
+}
+
+}  // namespace pieces::container
