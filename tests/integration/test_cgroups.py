@@ -96,7 +96,9 @@ def test_pause_freezes_and_resume_thaws(rt, bundle):
     cid = rt.create_started(b)
     counter = b.rootfs / "tmp" / "count"
     deadline = time.monotonic() + 10
-    while not counter.exists() and time.monotonic() < deadline:
+    while not counter.read_text().strip() if counter.exists() else True:
+        if time.monotonic() > deadline:
+            raise AssertionError("the container never counted")
         time.sleep(0.05)
     rt.run("pause", cid)
     assert rt.status(cid) == "paused"
