@@ -115,3 +115,31 @@ def test_dockers_default_capabilities_are_applied(docker):
     rc, out, err = run_in(docker, "grep CapEff: /proc/self/status", "--cap-drop", "ALL", "--cap-add", "NET_RAW")
     assert rc == 0, err
     assert int(out.split()[1], 16) == 1 << 13, out
+
+
+def test_resource_flags_are_applied(docker):
+    rc, out, err = run_in(docker, "cd /sys/fs/cgroup; cat memory/memory.limit_in_bytes pids/pids.max "
+                                  "cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpuset/cpuset.cpus cpu/cpu.shares",
+                          "--memory", "64m", "--pids-limit", "20", "--cpus", "0.5", "--cpuset-cpus", "0",
+                          "--cpu-shares", "512")
+    assert rc == 0, err
+    assert out.split() == [str(64 << 20), "20", "50000", "100000", "0", "512"], out
+
+
+def test_pause_unpause_and_update(docker):
+    res = docker("run", "-d", "--runtime=puncker", "--network", "none", IMAGE, "sleep", "300")
+    assert res.returncode == 0, res.stderr
+    cid = res.stdout.decode().strip()
+    try:
+        assert docker("pause", cid).returncode == 0
+        assert docker("inspect", "-f", "{{.State.Status}}", cid).stdout.decode().strip() == "paused"
+        assert docker("unpause", cid).returncode == 0
+        assert docker("inspect", "-f", "{{.State.Status}}", cid).stdout.decode().strip() == "running"
+        res = docker("update", "--memory", "96m", "--memory-swap", "192m", "--pids-limit", "33", cid)
+        assert res.returncode == 0, res.stderr
+        limit = Path(f"/sys/fs/cgroup/memory/docker/{cid}/memory.limit_in_bytes").read_text().strip()
+        assert limit == str(96 << 20)
+        assert Path(f"/sys/fs/cgroup/pids/docker/{cid}/pids.max").read_text().strip() == "33"
+    finally:
+        docker("rm", "-f", cid)
+    assert not Path(f"/sys/fs/cgroup/memory/docker/{cid}").exists()
