@@ -14,7 +14,7 @@
 #include "core/container/internal.h"
 #include "core/container/lifecycle.h"
 #include "core/linux/seccomp.h"
-#include "core/linux/terminal.h"
+#include "core/base/socket.h"
 #include "core/proc/spawn.h"
 #include "core/spec/config.h"
 
@@ -68,7 +68,7 @@ created_container create_container(const create_options& opts) {
             // reading until `start` writes.
             unique_fd fifo = open_path(dir.fifo_path(), O_RDWR);
             unique_fd console;
-            if (!opts.console_socket.empty()) console = linux_::connect_unix_socket(opts.console_socket);
+            if (!opts.console_socket.empty()) console = connect_unix_socket(opts.console_socket);
 
             proc::init_request req;
             req.cfg = &cfg;

@@ -14,7 +14,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
-#include "core/linux/terminal.h"
+#include "core/base/socket.h"
 
 namespace pieces::linux_ {
 namespace {
@@ -223,7 +223,7 @@ void send_seccomp_listener(const seccomp_program& prog, borrowed_fd listener, pi
                 {"state", json::parse(state_json)}};
     with_context("seccomp listener " + quote(prog.listener_path), [&] {
         unique_fd sock = connect_unix_socket(prog.listener_path);
-        send_fd(sock, listener, msg.dump());
+        send_with_fd(sock, listener, msg.dump(), "seccomp listener fd");
     });
 }
 

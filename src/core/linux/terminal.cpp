@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -14,37 +13,9 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/socket.h"
 
 namespace pieces::linux_ {
-
-unique_fd connect_unix_socket(const std::string& path) {
-    unique_fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!sock) throw_errno("socket");
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) throw error("console socket path too long: " + quote(path));
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-        throw_errno("connect to console socket", quote(path));
-    return sock;
-}
-
-void send_fd(borrowed_fd socket, borrowed_fd fd, const std::string& name) {
-    msghdr msg{};
-    iovec iov{const_cast<char*>(name.data()), name.size()};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    int value = fd.get();
-    std::memcpy(CMSG_DATA(c), &value, sizeof value);
-    if (::sendmsg(socket.get(), &msg, MSG_NOSIGNAL) < 0) throw_errno("send pty master to console socket");
-}
 
 namespace {
 
@@ -79,7 +50,7 @@ void setup_console(borrowed_fd socket, std::optional<std::pair<unsigned, unsigne
     bind_console(slave);
     char name[128] = "";
     ::ptsname_r(master.get(), name, sizeof name);
-    send_fd(socket, master, name);
+    send_with_fd(socket, master, name, "pty master to the console socket");
     if (::setsid() < 0) throw_errno("setsid");
     if (::ioctl(slave.get(), TIOCSCTTY, 0) < 0) throw_errno("set controlling terminal");
     for (int target = 0; target < 3; ++target)

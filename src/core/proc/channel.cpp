@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/base/error.h"
+#include "core/base/socket.h"
 
 namespace pieces::proc {
 namespace {
@@ -68,23 +69,7 @@ void channel::send(msg type, std::string_view payload, int32_t err) {
 }
 
 void channel::send_with_fd(msg type, borrowed_fd fd) {
-    std::string bytes = encode(message{type, 0, {}});
-    iovec iov{bytes.data(), bytes.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    int value = fd.get();
-    std::memcpy(CMSG_DATA(c), &value, sizeof value);
-    while (::sendmsg(fd_.get(), &mh, MSG_NOSIGNAL) < 0) {
-        if (errno != EINTR) throw_errno("sendmsg", std::string("message ") + msg_name(type));
-    }
+    pieces::send_with_fd(fd_, fd, encode(message{type, 0, {}}), std::string("message ") + msg_name(type));
 }
 
 message channel::receive(unique_fd* fd) {

@@ -1,0 +1,17 @@
+// Unix sockets: connecting by path and passing descriptors with SCM_RIGHTS.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/base/unique_fd.h"
+
+namespace pieces {
+
+/// Connects to a unix stream socket by path.
+unique_fd connect_unix_socket(const std::string& path);
+
+/// Sends `data` with `fd` attached (SCM_RIGHTS) in one message.
+void send_with_fd(borrowed_fd socket, borrowed_fd fd, std::string_view data, std::string_view what);
+
+}  // namespace pieces
