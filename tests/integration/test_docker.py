@@ -143,3 +143,17 @@ def test_pause_unpause_and_update(docker):
     finally:
         docker("rm", "-f", cid)
     assert not Path(f"/sys/fs/cgroup/memory/docker/{cid}").exists()
+
+
+def test_docker_stats_reads_the_container_cgroup(docker):
+    res = docker("run", "-d", "--runtime=puncker", "--network", "none", "--memory", "64m", IMAGE, "sleep", "300")
+    assert res.returncode == 0, res.stderr
+    cid = res.stdout.decode().strip()
+    try:
+        stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}} {{.PIDs}}", cid)
+        assert stats.returncode == 0, stats.stderr
+        usage, limit, pids = stats.stdout.decode().replace(" / ", " ").split()
+        assert limit == "64MiB", stats.stdout
+        assert pids == "1"
+    finally:
+        docker("rm", "-f", cid)
