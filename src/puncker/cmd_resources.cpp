@@ -48,6 +48,35 @@ command add_resume(CLI::App& app, context& ctx) {
     return {sub, [id, &ctx] { pieces::container::resume(ctx.root, *id); }};
 }
 
+command add_events(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("events", "print resource usage of a container as JSON lines");
+    auto id = std::make_shared<std::string>();
+    auto once = std::make_shared<bool>(false);
+    auto interval = std::make_shared<std::string>("5s");
+    sub->add_flag("--stats", *once, "print the statistics once and exit");
+    sub->add_option("--interval", *interval, "time between two statistics events (e.g. 500ms, 5s)");
+    sub->add_option("id", *id, "container id")->required();
+    return {sub, [=, &ctx] {
+                double seconds = 0;
+                size_t end = 0;
+                try {
+                    seconds = std::stod(*interval, &end);
+                } catch (const std::exception&) {
+                    throw pieces::error("--interval: not a duration: " + pieces::quote(*interval));
+                }
+                std::string unit = interval->substr(end);
+                if (unit == "ms") seconds /= 1000;
+                else if (unit == "m") seconds *= 60;
+                else if (!unit.empty() && unit != "s") throw pieces::error("--interval: unknown unit in " + pieces::quote(*interval));
+                for (;;) {
+                    print_json(pieces::container::stats_event(ctx.root, *id), -1);
+                    std::fflush(stdout);
+                    if (*once) return;
+                    ::usleep(static_cast<useconds_t>(seconds * 1e6));
+                }
+            }};
+}
+
 command add_update(CLI::App& app, context& ctx) {
     auto* sub = app.add_subcommand("update", "change a container's resource limits");
     struct flags {

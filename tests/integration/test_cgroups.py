@@ -133,3 +133,18 @@ def test_update_changes_limits_of_a_running_container(rt, bundle):
     assert host_cgroup_file(pid, "memory", "memory.limit_in_bytes").read_text().strip() == str(96 * MiB)
     assert host_cgroup_file(pid, "pids", "pids.max").read_text().strip() == "11"
     rt.delete(cid, force=True)
+
+
+def test_events_stats(rt, bundle):
+    b = bundle(["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 100"],
+               linux={"resources": {"memory": {"limit": 64 * MiB}, "pids": {"limit": 50}}})
+    cid = rt.create_started(b)
+    time.sleep(0.3)
+    event = json.loads(rt.run("events", "--stats", cid).stdout.splitlines()[0])
+    assert event["type"] == "stats" and event["id"] == cid
+    data = event["data"]
+    assert data["memory"]["usage"]["limit"] == 64 * MiB
+    assert 0 < data["memory"]["usage"]["usage"] <= 64 * MiB
+    assert data["pids"] == {"current": 1, "limit": 50}  # sh, which execs sleep at the end
+    assert data["cpu"]["usage"]["total"] > 0
+    rt.delete(cid, force=True)

@@ -98,21 +98,28 @@ group group::for_container(const std::optional<std::string>& cgroups_path, const
     return group(std::move(dirs));
 }
 
-void group::apply(const std::vector<setting>& resources) const {
-    if (resources.empty()) return;
-    // Which of our directories holds which controller, from the hierarchies' mount options.
-    std::vector<std::pair<std::string, std::string>> dir_options;  // dir, ",super,options,"
+std::map<std::string, std::string> group::v1_dirs() const {
+    std::map<std::string, std::string> out;
     for (const auto& m : procfs::mountinfo()) {
         if (m.fstype != "cgroup") continue;
-        for (const auto& dir : dirs_)
-            if (dir.rfind(m.mount_point + "/", 0) == 0) dir_options.emplace_back(dir, "," + m.super_options + ",");
+        for (const auto& dir : dirs_) {
+            if (dir.rfind(m.mount_point + "/", 0) != 0) continue;
+            std::istringstream ss(m.super_options);
+            std::string option;
+            while (std::getline(ss, option, ',')) out[option] = dir;
+        }
     }
+    return out;
+}
+
+void group::apply(const std::vector<setting>& resources) const {
+    if (resources.empty()) return;
+    auto dirs = v1_dirs();
     for (const setting& s : resources) {
-        const std::string* dir = nullptr;
-        for (const auto& [d, opts] : dir_options)
-            if (opts.find("," + s.controller + ",") != std::string::npos) dir = &d;
+        auto found = dirs.find(s.controller);
         // A controller this host does not mount is skipped, as the other runtimes do.
-        if (!dir) continue;
+        if (found == dirs.end()) continue;
+        const std::string* dir = &found->second;
         std::string path = *dir + "/" + s.file;
         if (s.optional && ::access(path.c_str(), F_OK) != 0) continue;
         with_context("set " + s.file + " to " + quote(s.value), [&] {

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,8 @@ public:
     void destroy() const;
 
     const std::vector<std::string>& dirs() const { return dirs_; }
+    /// Our directory in each mounted v1 hierarchy, by controller name ("memory" -> its dir).
+    std::map<std::string, std::string> v1_dirs() const;
 
 private:
     std::vector<std::string> dirs_;

@@ -55,6 +55,9 @@ void resume(const std::string& root, const std::string& id);
 /// Writes new resource limits (linux.resources form) into a container's cgroups.
 void update(const std::string& root, const std::string& id, const nlohmann::json& resources);
 
+/// One stats event of a running container: {"type":"stats","id":...,"data":{cpu, memory, pids, ...}}.
+nlohmann::json stats_event(const std::string& root, const std::string& id);
+
 /// The OCI state document of a container.
 nlohmann::json state(const std::string& root, const std::string& id);
 

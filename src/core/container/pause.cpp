@@ -1,6 +1,7 @@
 #include "core/base/error.h"
 #include "core/cgroup/cgroup.h"
 #include "core/cgroup/resources.h"
+#include "core/cgroup/stats.h"
 #include "core/container/internal.h"
 
 namespace pieces::container {
@@ -21,6 +22,15 @@ void resume(const std::string& root, const std::string& id) {
         saved_state s = dir.load();
         if (dir.current_status(s) != status::paused) throw error("container not paused");
         cgroup::group(s.cgroup_dirs).freeze(false);
+    });
+}
+
+nlohmann::json stats_event(const std::string& root, const std::string& id) {
+    return with_context("events of container " + id, [&] {
+        state_dir dir = state_dir::open(root, id, false);
+        saved_state s = dir.load();
+        if (dir.current_status(s) == status::stopped) throw error("container not running");
+        return nlohmann::json{{"type", "stats"}, {"id", id}, {"data", cgroup::stats(cgroup::group(s.cgroup_dirs))}};
     });
 }
 
