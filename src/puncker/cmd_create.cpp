@@ -21,6 +21,7 @@ command add_create(CLI::App& app, context& ctx) {
     auto o = add_create_flags(sub);
     return {sub, [o, &ctx] {
                 o->root = ctx.root;
+                o->systemd_cgroup = ctx.systemd_cgroup;
                 pieces::container::create(*o);
             }};
 }
@@ -34,6 +35,7 @@ command add_run(CLI::App& app, context& ctx) {
     sub->add_flag("--no-subreaper", r->no_subreaper, "do not become a subreaper");
     return {sub, [o, r, &ctx] {
                 o->root = ctx.root;
+                o->systemd_cgroup = ctx.systemd_cgroup;
                 ctx.exit_code = pieces::container::run(*o, *r);
             }};
 }

@@ -148,3 +148,16 @@ def test_events_stats(rt, bundle):
     assert data["pids"] == {"current": 1, "limit": 50}  # sh, which execs sleep at the end
     assert data["cpu"]["usage"]["total"] > 0
     rt.delete(cid, force=True)
+
+
+@pytest.mark.puncker_only  # runc needs a running systemd for --systemd-cgroup
+def test_systemd_cgroup_path_maps_to_cgroupfs_without_systemd(rt, bundle):
+    cid = rt.new_id()
+    b = bundle(["sleep", "100"], linux={"cgroupsPath": f"system.slice:pieces-test:{cid}"})
+    rt.bundles.append(b)
+    rt.run("create", "--bundle", b.path, cid, global_args=["--systemd-cgroup"])
+    pid = rt.state(cid)["pid"]
+    scope = Path(CG) / "pids" / "system.slice" / f"pieces-test-{cid}.scope"
+    assert str(pid) in (scope / "cgroup.procs").read_text().split()
+    rt.delete(cid, force=True)
+    assert not scope.exists()

@@ -65,3 +65,16 @@ TEST(ResourcesV1, ErrorsNameTheField) {
     EXPECT_EQ(message(json{{"devices", {{{"allow", true}, {"type", "x"}}}}}), "linux.resources.devices[0].type: unknown device type \"x\"");
     EXPECT_EQ(message(json{{"cpu", {{"shares", "many"}}}}), "linux.resources.cpu.shares: expected an integer");
 }
+
+#include "core/cgroup/cgroup.h"
+
+TEST(SystemdCgroupPath, SlicePrefixNameBecomesAScope) {
+    EXPECT_EQ(cgroup::systemd_to_cgroupfs("system.slice:docker:abc", "x"), "/system.slice/docker-abc.scope");
+    EXPECT_EQ(cgroup::systemd_to_cgroupfs("kubepods-besteffort.slice:cri-containerd:f00", "x"),
+              "/kubepods.slice/kubepods-besteffort.slice/cri-containerd-f00.scope");
+    EXPECT_EQ(cgroup::systemd_to_cgroupfs("-.slice:p:n", "x"), "/p-n.scope");
+    EXPECT_EQ(cgroup::systemd_to_cgroupfs("", "myid"), "/system.slice/myid.scope");
+    EXPECT_EQ(cgroup::systemd_to_cgroupfs("user.slice::child.slice", "x"), "/user.slice/child.slice");
+    EXPECT_THROW(cgroup::systemd_to_cgroupfs("/docker/abc", "x"), error);
+    EXPECT_THROW(cgroup::systemd_to_cgroupfs("notaslice:p:n", "x"), error);
+}

@@ -78,7 +78,41 @@ void inherit_cpuset(const std::string& mount_point, const std::string& rel) {
 
 }  // namespace
 
-group group::for_container(const std::optional<std::string>& cgroups_path, const std::string& id) {
+std::string systemd_to_cgroupfs(const std::string& cgroups_path, const std::string& id) {
+    std::vector<std::string> parts;
+    std::istringstream ss(cgroups_path);
+    std::string part;
+    while (std::getline(ss, part, ':')) parts.push_back(part);
+    if (cgroups_path.empty()) parts = {"", "", ""};
+    if (parts.size() != 3) throw error("cgroupsPath " + quote(cgroups_path) + ": expected slice:prefix:name with --systemd-cgroup");
+    std::string slice = parts[0].empty() ? "system.slice" : parts[0];
+    std::string name = parts[2].empty() ? id : parts[2];
+    if (slice.size() < 6 || slice.compare(slice.size() - 6, 6, ".slice") != 0)
+        throw error("cgroupsPath " + quote(cgroups_path) + ": " + quote(slice) + " is not a slice");
+    // "a-b-c.slice" lives in "a.slice/a-b.slice/a-b-c.slice"; "-.slice" is the root.
+    std::string path;
+    std::string stem = slice.substr(0, slice.size() - 6);
+    if (stem != "-") {
+        size_t pos = 0;
+        for (;;) {
+            size_t dash = stem.find('-', pos);
+            path += "/" + stem.substr(0, dash) + ".slice";
+            if (dash == std::string::npos) break;
+            pos = dash + 1;
+        }
+    }
+    // A name that is itself a slice is used as it is; anything else becomes prefix-name.scope.
+    if (name.size() > 6 && name.compare(name.size() - 6, 6, ".slice") == 0) return path + "/" + name;
+    return path + "/" + (parts[1].empty() ? "" : parts[1] + "-") + name + ".scope";
+}
+
+group group::for_container(const std::optional<std::string>& cgroups_path, const std::string& id, bool systemd) {
+    std::optional<std::string> effective = cgroups_path;
+    if (systemd) effective = systemd_to_cgroupfs(cgroups_path.value_or(""), id);
+    return for_container_path(effective, id);
+}
+
+group group::for_container_path(const std::optional<std::string>& cgroups_path, const std::string& id) {
     std::vector<std::string> dirs;
     auto mine = procfs::cgroups();
     std::set<std::string> seen;

@@ -20,7 +20,8 @@ public:
 
     /// Works out the directories for a container: `cgroups_path` absolute (from each
     /// hierarchy's root), relative (below the caller's own cgroup), or absent (the id there).
-    static group for_container(const std::optional<std::string>& cgroups_path, const std::string& id);
+    static group for_container(const std::optional<std::string>& cgroups_path, const std::string& id,
+                               bool systemd = false);
 
     /// Makes the directories (copying cpuset's cpus/mems down where v1 needs them), writes the
     /// resource settings into them, and moves `pid` in.
@@ -44,7 +45,13 @@ public:
     std::map<std::string, std::string> v1_dirs() const;
 
 private:
+    static group for_container_path(const std::optional<std::string>& cgroups_path, const std::string& id);
     std::vector<std::string> dirs_;
 };
+
+/// The cgroupfs path a systemd-style cgroupsPath ("slice:prefix:name") stands for, as systemd
+/// would lay it out: "system.slice:docker:abc" -> "/system.slice/docker-abc.scope", and a
+/// nested slice "a-b.slice" expands to "/a.slice/a-b.slice". Used where systemd does not run.
+std::string systemd_to_cgroupfs(const std::string& cgroups_path, const std::string& id);
 
 }  // namespace pieces::cgroup

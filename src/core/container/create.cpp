@@ -60,7 +60,7 @@ created_container create_container(const create_options& opts) {
         validate_id(opts.id);
 
         state_dir dir = state_dir::create(opts.root, opts.id);
-        cgroup::group cg = cgroup::group::for_container(cfg.linux.cgroups_path, opts.id);
+        cgroup::group cg = cgroup::group::for_container(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
         pid_t pid = 0;
         try {
             if (::mkfifo(dir.fifo_path().c_str(), 0622) < 0) throw_errno("mkfifo", quote(dir.fifo_path()));

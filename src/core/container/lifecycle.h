@@ -20,6 +20,7 @@ struct create_options {
     bool no_pivot = false;
     bool no_new_keyring = false;
     int preserve_fds = 0;
+    bool systemd_cgroup = false;  ///< cgroupsPath is slice:prefix:name (--systemd-cgroup)
 };
 
 /// Sets a container up and leaves its init parked until `start`. Returns the init's pid.
