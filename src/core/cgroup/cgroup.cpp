@@ -201,6 +201,14 @@ std::vector<pid_t> group::pids() const {
 }
 
 void group::signal_all(int sig) const {
+    // cgroup2's cgroup.kill takes every process at once, forks in flight included.
+    if (sig == SIGKILL) {
+        for (const auto& dir : dirs_) {
+            if (::access((dir + "/cgroup.kill").c_str(), F_OK) != 0) continue;
+            write_file(dir + "/cgroup.kill", "1");
+            return;
+        }
+    }
     for (pid_t pid : pids()) ::kill(pid, sig);
 }
 
