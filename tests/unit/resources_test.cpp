@@ -78,3 +78,49 @@ TEST(SystemdCgroupPath, SlicePrefixNameBecomesAScope) {
     EXPECT_THROW(cgroup::systemd_to_cgroupfs("/docker/abc", "x"), error);
     EXPECT_THROW(cgroup::systemd_to_cgroupfs("notaslice:p:n", "x"), error);
 }
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "core/base/fs.h"
+
+TEST(ResourcesV2, ConversionsAsRuncMakesThem) {
+    auto s = cgroup::v2_settings(json{
+        {"memory", {{"limit", 100 << 20}, {"swap", 300 << 20}, {"reservation", 50 << 20}}},
+        {"cpu", {{"shares", 1024}, {"quota", 50000}, {"period", 100000}, {"cpus", "0"}}},
+        {"pids", {{"limit", -1}}},
+        {"blockIO", {{"weight", 500}, {"throttleReadBpsDevice", {{{"major", 8}, {"minor", 0}, {"rate", 1000}}}}}},
+        {"hugepageLimits", {{{"pageSize", "2MB"}, {"limit", 0}}}},
+        {"unified", {{"memory.high", "90000000"}}}});
+    EXPECT_EQ(lines(s), (std::vector<std::string>{
+                            "memory.max=104857600", "memory.swap.max=209715200", "memory.low=52428800",
+                            "cpu.weight=39", "cpu.max=50000 100000", "cpuset.cpus=0", "pids.max=max",
+                            "io.weight=default 4950", "io.max=8:0 rbps=1000", "hugetlb.2MB.max=0",
+                            "memory.high=90000000"}));
+    EXPECT_EQ(s.back().controller, "memory");
+}
+
+TEST(ResourcesV2, RefusesWhatItCannotDo) {
+    EXPECT_THROW(cgroup::v2_settings(json{{"devices", {{{"allow", false}, {"access", "rwm"}}}}}), error);
+    EXPECT_THROW(cgroup::v2_settings(json{{"memory", {{"limit", 200}, {"swap", 100}}}}), error);
+    EXPECT_THROW(cgroup::v2_settings(json{{"unified", {{"../../etc/passwd", "x"}}}}), error);
+    EXPECT_TRUE(cgroup::v2_settings(json{{"devices", json::array()}}).empty());
+}
+
+TEST(ResourcesV2, AppliedToACgroup2DirectoryLayout) {
+    // A stand-in for a cgroup2 directory: the interface files as plain files.
+    char tmpl[] = "/tmp/pieces-cg2-XXXXXX";
+    std::string dir = ::mkdtemp(tmpl);
+    for (const char* f : {"memory.max", "cpu.max", "pids.max"}) write_file(dir + "/" + f, "", O_CREAT);
+    cgroup::apply_v2(dir, cgroup::v2_settings(json{{"memory", {{"limit", 4096}}},
+                                                   {"cpu", {{"quota", 1000}, {"period", 10000}}},
+                                                   {"pids", {{"limit", 7}}}}));
+    EXPECT_EQ(read_file(dir + "/memory.max"), "4096");
+    EXPECT_EQ(read_file(dir + "/cpu.max"), "1000 10000");
+    EXPECT_EQ(read_file(dir + "/pids.max"), "7");
+    // A file the kernel does not offer is an error naming it, not a silent skip.
+    EXPECT_THROW(cgroup::apply_v2(dir, cgroup::v2_settings(json{{"blockIO", {{"weight", 100}}}})), error);
+    std::filesystem::remove_all(dir);
+}

@@ -146,9 +146,53 @@ std::map<std::string, std::string> group::v1_dirs() const {
     return out;
 }
 
+std::vector<setting> settings_for_host(const nlohmann::json& resources) {
+    for (const auto& m : procfs::mountinfo())
+        if (m.fstype == "cgroup") return v1_settings(resources);
+    return v2_settings(resources);
+}
+
+namespace {
+
+// On cgroup2 a controller works in a cgroup only once every ancestor delegates it: enable the
+// ones the settings need, from the hierarchy's root down to the parent of `dir`.
+void enable_v2_controllers(const std::string& mount_point, const std::string& dir, const std::vector<setting>& settings) {
+    std::set<std::string> wanted;
+    for (const auto& s : settings) wanted.insert(s.controller);
+    std::string at = mount_point;
+    std::string rel = dir.substr(mount_point.size());
+    size_t pos = 1;
+    while (pos < rel.size()) {
+        std::istringstream available(read_file(at + "/cgroup.controllers"));
+        std::string enable, controller;
+        while (available >> controller)
+            if (wanted.count(controller)) enable += (enable.empty() ? "+" : " +") + controller;
+        if (!enable.empty()) write_file(at + "/cgroup.subtree_control", enable);
+        size_t next = rel.find('/', pos);
+        if (next == std::string::npos) break;
+        at = mount_point + rel.substr(0, next);
+        pos = next + 1;
+    }
+}
+
+}  // namespace
+
 void group::apply(const std::vector<setting>& resources) const {
     if (resources.empty()) return;
     auto dirs = v1_dirs();
+    if (dirs.empty()) {
+        // A pure cgroup2 host: one directory holds every controller.
+        for (const auto& m : procfs::mountinfo()) {
+            if (m.fstype != "cgroup2") continue;
+            for (const auto& dir : dirs_) {
+                if (dir.rfind(m.mount_point + "/", 0) != 0) continue;
+                enable_v2_controllers(m.mount_point, dir, resources);
+                apply_v2(dir, resources);
+                return;
+            }
+        }
+        return;
+    }
     for (const setting& s : resources) {
         auto found = dirs.find(s.controller);
         // A controller this host does not mount is skipped, as the other runtimes do.

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/cgroup/resources.h"
 
 namespace pieces::cgroup {
@@ -48,6 +50,10 @@ private:
     static group for_container_path(const std::optional<std::string>& cgroups_path, const std::string& id);
     std::vector<std::string> dirs_;
 };
+
+/// linux.resources as writes for this host: v1 files where v1 hierarchies are mounted (v1 and
+/// hybrid hosts), cgroup2 files on a pure cgroup2 host.
+std::vector<setting> settings_for_host(const nlohmann::json& resources);
 
 /// The cgroupfs path a systemd-style cgroupsPath ("slice:prefix:name") stands for, as systemd
 /// would lay it out: "system.slice:docker:abc" -> "/system.slice/docker-abc.scope", and a

@@ -1,6 +1,7 @@
 #include "core/cgroup/resources.h"
 
 #include "core/base/error.h"
+#include "core/base/fs.h"
 
 namespace pieces::cgroup {
 namespace {
@@ -74,6 +75,112 @@ std::string device_rule(const json& d, const std::string& where) {
 std::vector<std::string> default_device_allows() {
     return {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
             "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"};
+}
+
+std::vector<setting> v2_settings(const json& r) {
+    std::vector<setting> out;
+    const std::string base = "linux.resources";
+    if (r.is_null()) return out;
+    if (!r.is_object()) fail(base, "expected an object");
+    auto limit_text = [](int64_t n) { return n < 0 ? std::string("max") : std::to_string(n); };
+    with(r, "memory", base, [&](const json& m, const std::string& where) {
+        int64_t limit = 0, swap = 0;
+        nonzero(m, "limit", where, [&](int64_t n) {
+            limit = n;
+            out.push_back({"memory", "memory.max", limit_text(n)});
+        });
+        nonzero(m, "swap", where, [&](int64_t n) { swap = n; });
+        if (swap != 0) {
+            // cgroup2 limits swap alone; the spec's swap is memory plus swap.
+            if (swap < 0 || limit < 0) {
+                out.push_back({"memory", "memory.swap.max", "max"});
+            } else if (limit == 0) {
+                fail(where + ".swap", "needs memory.limit on cgroup v2");
+            } else if (swap < limit) {
+                fail(where + ".swap", "must be at least memory.limit");
+            } else {
+                out.push_back({"memory", "memory.swap.max", std::to_string(swap - limit)});
+            }
+        }
+        nonzero(m, "reservation", where, [&](int64_t n) { out.push_back({"memory", "memory.low", limit_text(n)}); });
+    });
+    with(r, "cpu", base, [&](const json& c, const std::string& where) {
+        nonzero(c, "shares", where, [&](int64_t n) {
+            out.push_back({"cpu", "cpu.weight", std::to_string(1 + ((n - 2) * 9999) / 262142)});
+        });
+        int64_t quota = 0, period = 0;
+        nonzero(c, "quota", where, [&](int64_t n) { quota = n; });
+        nonzero(c, "period", where, [&](int64_t n) { period = n; });
+        if (quota != 0 || period != 0)
+            out.push_back({"cpu", "cpu.max", (quota > 0 ? std::to_string(quota) : "max") + " " +
+                                                 std::to_string(period != 0 ? period : 100000)});
+        nonzero(c, "burst", where, [&](int64_t n) { out.push_back({"cpu", "cpu.max.burst", std::to_string(n)}); });
+        with(c, "idle", where, [&](const json& v, const std::string& w) {
+            out.push_back({"cpu", "cpu.idle", std::to_string(integer(v, w))});
+        });
+        with(c, "cpus", where, [&](const json& v, const std::string& w) {
+            if (!text(v, w).empty()) out.push_back({"cpuset", "cpuset.cpus", text(v, w)});
+        });
+        with(c, "mems", where, [&](const json& v, const std::string& w) {
+            if (!text(v, w).empty()) out.push_back({"cpuset", "cpuset.mems", text(v, w)});
+        });
+    });
+    with(r, "pids", base, [&](const json& p, const std::string& where) {
+        nonzero(p, "limit", where, [&](int64_t l) { out.push_back({"pids", "pids.max", limit_text(l)}); });
+    });
+    with(r, "blockIO", base, [&](const json& b, const std::string& where) {
+        auto io_weight = [](int64_t w) { return std::to_string(1 + (w - 10) * 9999 / 990); };
+        nonzero(b, "weight", where, [&](int64_t n) { out.push_back({"io", "io.weight", "default " + io_weight(n)}); });
+        with(b, "weightDevice", where, [&](const json& list, const std::string& w) {
+            size_t i = 0;
+            for (const json& d : list) {
+                std::string dw = w + "[" + std::to_string(i++) + "]";
+                nonzero(d, "weight", dw, [&](int64_t n) { out.push_back({"io", "io.weight", device_of(d, dw) + " " + io_weight(n)}); });
+            }
+        });
+        const std::pair<const char*, const char*> throttles[] = {
+            {"throttleReadBpsDevice", "rbps"}, {"throttleWriteBpsDevice", "wbps"},
+            {"throttleReadIOPSDevice", "riops"}, {"throttleWriteIOPSDevice", "wiops"}};
+        for (const auto& [key, knob] : throttles) {
+            with(b, key, where, [&, knob = knob](const json& list, const std::string& w) {
+                size_t i = 0;
+                for (const json& d : list) {
+                    std::string dw = w + "[" + std::to_string(i++) + "]";
+                    int64_t rate = 0;
+                    with(d, "rate", dw, [&](const json& v, const std::string& vw) { rate = integer(v, vw); });
+                    out.push_back({"io", "io.max", device_of(d, dw) + " " + knob + "=" + std::to_string(rate)});
+                }
+            });
+        }
+    });
+    with(r, "hugepageLimits", base, [&](const json& list, const std::string& where) {
+        size_t i = 0;
+        for (const json& h : list) {
+            std::string w = where + "[" + std::to_string(i++) + "]";
+            std::string size;
+            int64_t limit = 0;
+            with(h, "pageSize", w, [&](const json& v, const std::string& vw) { size = text(v, vw); });
+            with(h, "limit", w, [&](const json& v, const std::string& vw) { limit = integer(v, vw); });
+            out.push_back({"hugetlb", "hugetlb." + size + ".max", std::to_string(limit)});
+        }
+    });
+    with(r, "devices", base, [&](const json& list, const std::string& where) {
+        if (!list.empty()) fail(where, "device rules on cgroup v2 need an eBPF device program, which is not implemented yet");
+    });
+    with(r, "unified", base, [&](const json& u, const std::string& where) {
+        if (!u.is_object()) fail(where, "expected an object");
+        for (const auto& [file, value] : u.items()) {
+            if (file.find('/') != std::string::npos || file.find("..") != std::string::npos || file.find('.') == std::string::npos)
+                fail(where + "." + file, "not a cgroup2 interface file");
+            out.push_back({file.substr(0, file.find('.')), file, text(value, where + "." + file)});
+        }
+    });
+    return out;
+}
+
+void apply_v2(const std::string& dir, const std::vector<setting>& settings) {
+    for (const setting& s : settings)
+        with_context("set " + s.file + " to " + quote(s.value), [&] { write_file(dir + "/" + s.file, s.value); });
 }
 
 std::vector<setting> v1_settings(const json& r) {

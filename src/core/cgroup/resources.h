@@ -20,6 +20,14 @@ struct setting {
 /// the field ("linux.resources.memory.limit: ...").
 std::vector<setting> v1_settings(const nlohmann::json& resources);
 
+/// What linux.resources means on cgroup2, with runc's conversions (shares -> cpu.weight,
+/// blkio weight -> io.weight, swap -> memory.swap.max as swap minus limit) and `unified`
+/// passed through. Device rules need an eBPF program there and are refused for now.
+std::vector<setting> v2_settings(const nlohmann::json& resources);
+
+/// Writes settings into one cgroup2 directory (the controller is implied by the file name).
+void apply_v2(const std::string& dir, const std::vector<setting>& settings);
+
 /// The device rules the runtime itself relies on (null, zero, full, random, urandom, tty,
 /// console, ptmx, pts, and mknod of anything), appended after the config's rules.
 std::vector<std::string> default_device_allows();
