@@ -41,6 +41,7 @@ command add_pause(CLI::App& app, context& ctx);
 command add_resume(CLI::App& app, context& ctx);
 command add_update(CLI::App& app, context& ctx);
 command add_events(CLI::App& app, context& ctx);
+command add_exec(CLI::App& app, context& ctx);
 
 /// The default --root: /run/puncker for root, $XDG_RUNTIME_DIR/puncker otherwise.
 std::string default_root();

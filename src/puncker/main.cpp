@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
         puncker::add_run(app, ctx),    puncker::add_state(app, ctx),  puncker::add_kill(app, ctx),
         puncker::add_delete(app, ctx), puncker::add_list(app, ctx),   puncker::add_ps(app, ctx),
         puncker::add_features(app, ctx), puncker::add_pause(app, ctx),  puncker::add_resume(app, ctx),
-        puncker::add_update(app, ctx),   puncker::add_events(app, ctx),
+        puncker::add_update(app, ctx),   puncker::add_events(app, ctx),  puncker::add_exec(app, ctx),
     };
 
     try {

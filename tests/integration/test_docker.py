@@ -157,3 +157,19 @@ def test_docker_stats_reads_the_container_cgroup(docker):
         assert pids == "1"
     finally:
         docker("rm", "-f", cid)
+
+
+def test_docker_exec(docker):
+    res = docker("run", "-d", "--runtime=puncker", "--network", "none", IMAGE, "sleep", "300")
+    assert res.returncode == 0, res.stderr
+    cid = res.stdout.decode().strip()
+    try:
+        ex = docker("exec", "-e", "GREETING=hi", cid, "sh", "-c", "echo $GREETING from $$; exit 4")
+        assert ex.returncode == 4, ex.stderr
+        out = ex.stdout.decode().split()
+        assert out[:2] == ["hi", "from"] and int(out[2]) > 1, out
+        # Docker's seccomp profile applies to exec'd processes too.
+        probe = docker("exec", cid, "probe", "add_key")
+        assert probe.stdout.decode().strip() == "EPERM", probe
+    finally:
+        docker("rm", "-f", cid)

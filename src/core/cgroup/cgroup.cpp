@@ -227,6 +227,10 @@ void group::create_and_join(pid_t pid, const std::vector<setting>& resources) co
     }
     // Limits are in place before the process is.
     apply(resources);
+    join(pid);
+}
+
+void group::join(pid_t pid) const {
     for (const std::string& dir : dirs_)
         with_context("join cgroup " + quote(dir), [&] { write_file(dir + "/cgroup.procs", std::to_string(pid)); });
 }

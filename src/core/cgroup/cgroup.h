@@ -28,6 +28,8 @@ public:
     /// Makes the directories (copying cpuset's cpus/mems down where v1 needs them), writes the
     /// resource settings into them, and moves `pid` in.
     void create_and_join(pid_t pid, const std::vector<setting>& resources = {}) const;
+    /// Moves `pid` into the existing directories.
+    void join(pid_t pid) const;
     /// Writes resource settings into the directories of the hierarchies that hold their controllers.
     void apply(const std::vector<setting>& resources) const;
     /// The processes in the cgroup.

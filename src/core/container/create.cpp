@@ -103,6 +103,8 @@ created_container create_container(const create_options& opts) {
             s.hooks = nlohmann::json::object();
             s.hooks["poststart"] = spec::hooks_to_json(cfg.hooks.poststart);
             s.hooks["poststop"] = spec::hooks_to_json(cfg.hooks.poststop);
+            s.exec_defaults = {{"process", cfg.raw.value("process", nlohmann::json::object())},
+                               {"seccomp", cfg.linux.seccomp}};
             dir.save(s);
             if (!opts.pid_file.empty()) write_file_atomic(opts.pid_file, std::to_string(pid), 0644);
         } catch (...) {

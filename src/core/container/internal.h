@@ -1,6 +1,7 @@
 // Pieces shared by the lifecycle verbs; not for the CLIs.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <map>
@@ -9,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/base/unique_fd.h"
 #include "core/container/lifecycle.h"
 #include "core/container/state_store.h"
 #include "core/spec/config.h"
@@ -30,6 +32,12 @@ void start_locked(state_dir& dir, const saved_state& s);
 /// The state document hooks receive on stdin.
 nlohmann::json hook_state(const std::string& id, const char* status, pid_t pid, const std::string& bundle,
                           const std::map<std::string, std::string>& annotations);
+
+/// The signals a foreground `run` or `exec` passes on (plus SIGCHLD), to block before forking.
+sigset_t forwarded_signal_set();
+/// Forwards signals read from `sigfd` to `pid` and reaps children until `pid` exits; returns
+/// its exit status (128+N when killed by signal N).
+int wait_and_forward(pid_t pid, borrowed_fd sigfd);
 
 /// Deletes a stopped container under the held lock: poststop hooks, cgroup, state directory.
 void remove_locked(state_dir& dir, const saved_state& s);

@@ -59,6 +59,30 @@ void update(const std::string& root, const std::string& id, const nlohmann::json
 /// One stats event of a running container: {"type":"stats","id":...,"data":{cpu, memory, pids, ...}}.
 nlohmann::json stats_event(const std::string& root, const std::string& id);
 
+/// What `exec` is asked: a process file, or args plus changes to the container's process.
+struct exec_options {
+    std::string root, id;
+    std::string process_file;          ///< --process: a config.json "process" object
+    std::vector<std::string> args;
+    bool tty = false;
+    std::string console_socket;
+    std::vector<std::string> env;      ///< K=V, added to (or replacing in) the container's env
+    std::string user;                  ///< uid[:gid]
+    std::vector<unsigned> additional_gids;
+    std::string cwd;
+    std::vector<std::string> caps;     ///< added to every capability set
+    bool no_new_privs = false;
+    bool detach = false;
+    std::string pid_file;
+    int preserve_fds = 0;
+    bool ignore_paused = false;
+};
+
+/// Runs a new process in a running container: its namespaces (user first), its cgroups, the
+/// process's capabilities, rlimits, no_new_privs and seccomp. Returns the process's exit
+/// status, or 0 at once with `detach`.
+int exec(const exec_options& opts);
+
 /// The OCI state document of a container.
 nlohmann::json state(const std::string& root, const std::string& id);
 

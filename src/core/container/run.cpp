@@ -18,7 +18,9 @@ constexpr int forwarded_signals[] = {SIGHUP, SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2,
                                      SIGTERM, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,  SIGWINCH,
                                      SIGIO,  SIGPWR,  SIGSYS,  SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ};
 
-sigset_t run_signal_set() {
+}  // namespace
+
+sigset_t forwarded_signal_set() {
     sigset_t set;
     sigemptyset(&set);
     for (int s : forwarded_signals) sigaddset(&set, s);
@@ -26,14 +28,17 @@ sigset_t run_signal_set() {
     return set;
 }
 
+namespace {
+
 int exit_code(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return 255;
 }
 
-// Forwards signals to the init and reaps children until the init exits; returns its status.
-int wait_for_init(pid_t init, borrowed_fd sigfd) {
+}  // namespace
+
+int wait_and_forward(pid_t init, borrowed_fd sigfd) {
     for (;;) {
         signalfd_siginfo info{};
         ssize_t n = ::read(sigfd.get(), &info, sizeof info);
@@ -54,14 +59,12 @@ int wait_for_init(pid_t init, borrowed_fd sigfd) {
     }
 }
 
-}  // namespace
-
 int run(const create_options& opts, const run_options& ropts) {
     if (!ropts.detach && !ropts.no_subreaper && ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
         throw_errno("prctl PR_SET_CHILD_SUBREAPER");
     // Blocked before the clone so no signal is lost between create and the wait; the init
     // unblocks them before it execs.
-    sigset_t set = run_signal_set();
+    sigset_t set = forwarded_signal_set();
     sigset_t old;
     if (!ropts.detach) ::sigprocmask(SIG_BLOCK, &set, &old);
     unique_fd sigfd;
@@ -83,7 +86,7 @@ int run(const create_options& opts, const run_options& ropts) {
         }
     }
     if (ropts.detach) return 0;
-    int code = wait_for_init(init, sigfd);
+    int code = wait_and_forward(init, sigfd);
     if (!ropts.keep) {
         try {
             state_dir dir = state_dir::open(opts.root, opts.id, true);

@@ -23,7 +23,7 @@ json to_json(const saved_state& s) {
     return json{{"id", s.id},           {"pid", s.pid},         {"start_time", s.start_time},
                 {"bundle", s.bundle},   {"rootfs", s.rootfs},   {"created", s.created},
                 {"owner", s.owner},     {"annotations", s.annotations},
-                {"cgroup_dirs", s.cgroup_dirs}, {"hooks", s.hooks}};
+                {"cgroup_dirs", s.cgroup_dirs}, {"hooks", s.hooks}, {"exec_defaults", s.exec_defaults}};
 }
 
 saved_state saved_state_from_json(const json& j) {
@@ -38,6 +38,7 @@ saved_state saved_state_from_json(const json& j) {
     s.annotations = j.value("annotations", std::map<std::string, std::string>{});
     s.cgroup_dirs = j.value("cgroup_dirs", std::vector<std::string>{});
     s.hooks = j.value("hooks", json::object());
+    s.exec_defaults = j.value("exec_defaults", json::object());
     return s;
 }
 

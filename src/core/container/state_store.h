@@ -25,6 +25,7 @@ struct saved_state {
     std::map<std::string, std::string> annotations;
     std::vector<std::string> cgroup_dirs;
     nlohmann::json hooks;  ///< the config's hooks, for start (poststart) and delete (poststop)
+    nlohmann::json exec_defaults;  ///< the config's process and seccomp, what `exec` starts from
 };
 
 nlohmann::json to_json(const saved_state& s);

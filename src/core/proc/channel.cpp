@@ -73,13 +73,19 @@ void channel::send_with_fd(msg type, borrowed_fd fd) {
 }
 
 message channel::receive(unique_fd* fd) {
+    std::optional<message> m = try_receive(fd);
+    if (!m) throw error("channel: the other side exited without a word");
+    return *m;
+}
+
+std::optional<message> channel::try_receive(unique_fd* fd) {
     for (;;) {
         ssize_t len = ::recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
         if (len < 0) {
             if (errno == EINTR) continue;
             throw_errno("recv");
         }
-        if (len == 0) throw error("channel: the other side exited without a word");
+        if (len == 0) return std::nullopt;
         std::string buf(static_cast<size_t>(len), '\0');
         iovec iov{buf.data(), buf.size()};
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -48,6 +49,8 @@ public:
     /// Receives one message; throws when the peer has gone away. A descriptor that came with
     /// it is stored in `fd` (or closed when `fd` is null).
     message receive(unique_fd* fd = nullptr);
+    /// Like receive, but returns nullopt when the peer closed its end (exec'd or exited).
+    std::optional<message> try_receive(unique_fd* fd = nullptr);
     /// Receives one message of `type`; a child's `error` is rethrown as an error with its errno,
     /// anything else fails with "expected X, got Y".
     message expect(msg type);

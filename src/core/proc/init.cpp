@@ -75,20 +75,6 @@ void build_rootfs(const init_request& req, channel& chan, const std::string& sta
     linux_::make_paths_readonly(t, cfg.linux.readonly_paths);
 }
 
-// Sets uid/gid and the capability sets, keeping capabilities across the uid change.
-void finalize_identity(const spec::process& p, bool setgroups_allowed) {
-    if (p.capabilities) {
-        if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) throw_errno("prctl PR_SET_KEEPCAPS");
-        linux_::drop_bounding_set(p.capabilities->bounding);
-    }
-    linux_::switch_user(p.user, setgroups_allowed);
-    if (p.capabilities) {
-        if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) throw_errno("prctl PR_SET_KEEPCAPS");
-        linux_::apply_capability_sets(*p.capabilities);
-    }
-    if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) throw_errno("prctl PR_SET_NO_NEW_PRIVS");
-}
-
 std::vector<char*> c_strings(const std::vector<std::string>& v) {
     std::vector<char*> out;
     for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
@@ -119,12 +105,6 @@ void bring_up_loopback() {
     if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) < 0) throw_errno("bring up", "lo");
 }
 
-// Loads the seccomp filter; a notify listener fd goes to the parent, which hands it on.
-void load_filter(const linux_::seccomp_program& prog, channel& chan) {
-    unique_fd listener = linux_::load_seccomp(prog);
-    if (listener) chan.send_with_fd(msg::seccomp_listener, listener);
-}
-
 // Signals blocked or ignored by the runtime must not leak into the container's program.
 void reset_signals() {
     sigset_t none;
@@ -137,6 +117,49 @@ void reset_signals() {
 }
 
 }  // namespace
+
+// Sets uid/gid and the capability sets, keeping capabilities across the uid change.
+static void finalize_identity(const spec::process& p, bool setgroups_allowed) {
+    if (p.capabilities) {
+        if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) throw_errno("prctl PR_SET_KEEPCAPS");
+        linux_::drop_bounding_set(p.capabilities->bounding);
+    }
+    linux_::switch_user(p.user, setgroups_allowed);
+    if (p.capabilities) {
+        if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) throw_errno("prctl PR_SET_KEEPCAPS");
+        linux_::apply_capability_sets(*p.capabilities);
+    }
+    if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) throw_errno("prctl PR_SET_NO_NEW_PRIVS");
+}
+
+// Loads the seccomp filter; a notify listener fd goes to the parent, which hands it on.
+static void load_filter(const linux_::seccomp_program& prog, channel& chan) {
+    unique_fd listener = linux_::load_seccomp(prog);
+    if (listener) chan.send_with_fd(msg::seccomp_listener, listener);
+}
+
+std::string prepare_process(const spec::process& p, const linux_::seccomp_program* seccomp, channel& chan,
+                            int preserve_fds) {
+    linux_::set_rlimits(p.rlimits);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps go.
+    // With it, load it last, so the fewest of our own syscalls run under it.
+    if (seccomp && !p.no_new_privileges) load_filter(*seccomp, chan);
+    // Writes to gid_map were done by a privileged parent, so setgroups stays allowed.
+    finalize_identity(p, true);
+    if (seccomp && p.no_new_privileges) load_filter(*seccomp, chan);
+    ::umask(p.user.umask.value_or(022));
+    if (::chdir(p.cwd.c_str()) < 0) throw_errno("chdir to cwd", quote(p.cwd));
+    // A cwd reached through a descriptor of the host ("/proc/self/fd/N") lands outside the root;
+    // the kernel then reports the cwd as unreachable. Refuse to start the program there.
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd) || cwd[0] != '/')
+        throw error("cwd " + quote(p.cwd) + " is outside the container's root");
+    std::string exe = linux_::find_executable(p.args[0], p.env);
+    // Nothing of ours may reach the program: every fd past stdio and the preserved ones closes at exec.
+    if (::close_range(static_cast<unsigned>(3 + preserve_fds), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        throw_errno("close_range");
+    return exe;
+}
 
 void container_init(const init_request& req, channel& chan, const std::string& state_json) {
     const spec::config& cfg = *req.cfg;
@@ -161,24 +184,7 @@ void container_init(const init_request& req, channel& chan, const std::string& s
         if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, req.id.c_str()) < 0 && errno != ENOSYS && errno != EPERM)
             throw_errno("join session keyring");
     }
-    linux_::set_rlimits(p.rlimits);
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps go.
-    // With it, load it last, so the fewest of our own syscalls run under it.
-    if (req.seccomp && !p.no_new_privileges) load_filter(*req.seccomp, chan);
-    // Writes to gid_map were done by a privileged parent, so setgroups stays allowed.
-    finalize_identity(p, true);
-    if (req.seccomp && p.no_new_privileges) load_filter(*req.seccomp, chan);
-    ::umask(p.user.umask.value_or(022));
-    if (::chdir(p.cwd.c_str()) < 0) throw_errno("chdir to cwd", quote(p.cwd));
-    // A cwd reached through a descriptor of the host ("/proc/self/fd/N") lands outside the root;
-    // the kernel then reports the cwd as unreachable. Refuse to start the program there.
-    char cwd[PATH_MAX];
-    if (!::getcwd(cwd, sizeof cwd) || cwd[0] != '/')
-        throw error("cwd " + quote(p.cwd) + " is outside the container's root");
-    std::string exe = linux_::find_executable(p.args[0], p.env);
-    // Nothing of ours may reach the program: every fd past stdio and the preserved ones closes at exec.
-    if (::close_range(static_cast<unsigned>(3 + req.preserve_fds), ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        throw_errno("close_range");
+    std::string exe = prepare_process(p, req.seccomp, chan, req.preserve_fds);
 
     // Setup is over: from here the init outlives the runtime process that made it. Cleared
     // before "ready", since the parent may exit as soon as it reads that.

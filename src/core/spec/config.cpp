@@ -288,6 +288,13 @@ void validate(const config& c) {
 
 std::vector<hook> parse_hooks(const json& j, const std::string& where) { return parse_hook_list(j, where); }
 
+process parse_process_json(const json& j, const std::string& where) {
+    process p = parse_process(j, where);
+    if (p.args.empty()) fail(where + ".args", "must name a program");
+    if (p.cwd.empty() || p.cwd[0] != '/') fail(where + ".cwd", "must be an absolute path");
+    return p;
+}
+
 json hooks_to_json(const std::vector<hook>& hooks) {
     json out = json::array();
     for (const auto& h : hooks) {
@@ -343,6 +350,7 @@ config parse_config(const json& doc) {
     });
     if_present(doc, "linux", "", [&](const json& v, const std::string& f) { c.linux = parse_linux(v, f); });
     validate(c);
+    c.raw = doc;
     return c;
 }
 

@@ -124,12 +124,16 @@ struct config {
     struct hooks hooks;
     std::map<std::string, std::string> annotations;
     linux_config linux;
+    nlohmann::json raw;  ///< the document as given, for what is kept for later (exec's defaults)
 };
 
 /// Parses a list of hooks (as in config.json's "hooks.poststart"); errors name `where`.
 std::vector<hook> parse_hooks(const nlohmann::json& j, const std::string& where);
 /// Hooks back to their config.json form.
 nlohmann::json hooks_to_json(const std::vector<hook>& hooks);
+
+/// Parses a config.json "process" object; errors name `where`.
+process parse_process_json(const nlohmann::json& j, const std::string& where);
 
 /// Parses and validates a config.json document; errors name the field ("linux.namespaces[2].type: ...").
 config parse_config(const nlohmann::json& doc);

@@ -1,0 +1,210 @@
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/base/socket.h"
+#include "core/cgroup/cgroup.h"
+#include "core/container/internal.h"
+#include "core/linux/namespaces.h"
+#include "core/linux/seccomp.h"
+#include "core/linux/terminal.h"
+#include "core/proc/channel.h"
+#include "core/proc/init.h"
+
+namespace pieces::container {
+namespace {
+
+using spec::ns_type;
+
+// The order namespaces are joined in: user first (it grants the rest), mount last (it changes
+// our root, and the paths of the others are opened already).
+constexpr ns_type join_order[] = {ns_type::user, ns_type::ipc, ns_type::uts,  ns_type::network,
+                                  ns_type::pid,  ns_type::cgroup, ns_type::time, ns_type::mount};
+
+// The init's namespaces that differ from ours, opened for setns.
+std::vector<linux_::ns_handle> container_namespaces(pid_t init) {
+    std::vector<linux_::ns_handle> out;
+    for (ns_type t : join_order) {
+        std::string theirs = "/proc/" + std::to_string(init) + "/ns/" + spec::ns_proc_name(t);
+        std::string ours = std::string("/proc/self/ns/") + spec::ns_proc_name(t);
+        struct stat a {}, b {};
+        if (::stat(theirs.c_str(), &a) < 0) continue;  // a kind this kernel lacks
+        if (::stat(ours.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+        out.push_back({t, open_path(theirs, O_RDONLY)});
+    }
+    return out;
+}
+
+spec::process process_for(const exec_options& o, const saved_state& s) {
+    if (!o.process_file.empty()) {
+        nlohmann::json j = nlohmann::json::parse(read_file(o.process_file), nullptr, false);
+        if (j.is_discarded()) throw error(quote(o.process_file) + ": invalid JSON");
+        return with_context(quote(o.process_file), [&] { return spec::parse_process_json(j, "process"); });
+    }
+    if (o.args.empty()) throw error("exec needs a command (or --process)");
+    spec::process p = spec::parse_process_json(s.exec_defaults.value("process", nlohmann::json::object()).empty()
+                                                   ? nlohmann::json{{"args", {"sh"}}, {"cwd", "/"}}
+                                                   : s.exec_defaults["process"],
+                                               "process");
+    p.args = o.args;
+    p.terminal = o.tty;
+    for (const std::string& kv : o.env) {
+        std::string key = kv.substr(0, kv.find('='));
+        std::erase_if(p.env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });
+        p.env.push_back(kv);
+    }
+    if (!o.cwd.empty()) p.cwd = o.cwd;
+    if (!o.user.empty()) {
+        size_t colon = o.user.find(':');
+        try {
+            p.user.uid = static_cast<uid_t>(std::stoul(o.user.substr(0, colon)));
+            p.user.gid = colon == std::string::npos ? 0 : static_cast<gid_t>(std::stoul(o.user.substr(colon + 1)));
+        } catch (const std::exception&) {
+            throw error("--user " + quote(o.user) + ": expected uid[:gid]");
+        }
+        p.user.additional_gids.clear();
+    }
+    for (unsigned g : o.additional_gids) p.user.additional_gids.push_back(g);
+    if (!o.caps.empty()) {
+        if (!p.capabilities) p.capabilities = spec::capabilities{};
+        for (const std::string& name : o.caps) {
+            int cap = spec::capability_from_name(name);
+            if (cap < 0) throw error("--cap: unknown capability " + quote(name));
+            for (auto* set : {&p.capabilities->bounding, &p.capabilities->effective, &p.capabilities->permitted,
+                              &p.capabilities->inheritable, &p.capabilities->ambient})
+                set->push_back(cap);
+        }
+    }
+    if (o.no_new_privs) p.no_new_privileges = true;
+    return p;
+}
+
+pid_t clone_process(unsigned long flags) {
+    return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
+}  // namespace
+
+int exec(const exec_options& o) {
+    return with_context("exec in container " + o.id, [&]() -> int {
+        saved_state s;
+        {
+            state_dir dir = state_dir::open(o.root, o.id, false);
+            s = dir.load();
+            status st = dir.current_status(s);
+            if (st == status::paused && !o.ignore_paused) throw error("container is paused");
+            if (st != status::running && st != status::paused) throw error("container not running");
+        }
+        spec::process p = process_for(o, s);
+        if (p.terminal && o.console_socket.empty()) throw error("--tty needs a --console-socket");
+        linux_::seccomp_program seccomp;
+        const linux_::seccomp_program* filter = nullptr;
+        if (!s.exec_defaults.value("seccomp", nlohmann::json()).is_null()) {
+            seccomp = linux_::compile_seccomp(s.exec_defaults["seccomp"]);
+            filter = &seccomp;
+        }
+        std::vector<linux_::ns_handle> joins = container_namespaces(s.pid);
+        unique_fd console;
+        if (p.terminal) console = connect_unix_socket(o.console_socket);
+        auto [parent_end, child_end] = proc::channel::make_pair();
+
+        sigset_t set = forwarded_signal_set(), old;
+        ::sigprocmask(SIG_BLOCK, &set, &old);
+        unique_fd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
+        if (!sigfd) throw_errno("signalfd");
+
+        pid_t helper = clone_process(0);
+        if (helper < 0) throw_errno("clone");
+        if (helper == 0) {
+            parent_end.close();
+            try {
+                std::vector<int> keep = {0, 1, 2, child_end.fd(), console.get()};
+                for (int fd = 3; fd < 3 + o.preserve_fds; ++fd) keep.push_back(fd);
+                for (const auto& j : joins) keep.push_back(j.fd.get());
+                close_fds_except(keep);
+                ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                // The runtime binary must not be reachable through /proc/PID/exe from inside.
+                ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+                linux_::join_namespaces(joins);
+                for (const auto& j : joins) ::close(j.fd.get());
+                // A joined pid namespace applies to children: fork the process itself, as the
+                // runtime's child.
+                pid_t child = clone_process(CLONE_PARENT);
+                if (child < 0) throw_errno("clone");
+                if (child > 0) {
+                    child_end.send(proc::msg::init_pid, std::to_string(child));
+                    ::_exit(0);
+                }
+                ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                child_end.expect(proc::msg::go);
+                sigset_t none;
+                sigemptyset(&none);
+                ::sigprocmask(SIG_SETMASK, &none, nullptr);
+                if (p.terminal) linux_::setup_console(console, p.console_size);
+                std::string exe = proc::prepare_process(p, filter, child_end, o.preserve_fds);
+                ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+                std::vector<char*> argv, envp;
+                for (const auto& a : p.args) argv.push_back(const_cast<char*>(a.c_str()));
+                argv.push_back(nullptr);
+                for (const auto& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
+                envp.push_back(nullptr);
+                // The channel closes on exec: the runtime reads that as success.
+                ::execve(exe.c_str(), argv.data(), envp.data());
+                throw_errno("exec", quote(exe));
+            } catch (const std::exception& e) {
+                const auto* err = dynamic_cast<const error*>(&e);
+                try {
+                    child_end.send(proc::msg::error, e.what(), err ? err->code() : 0);
+                } catch (...) {
+                }
+            }
+            ::_exit(127);
+        }
+        child_end.close();
+        console.reset();
+        pid_t pid = 0;
+        try {
+            proc::message m = parent_end.receive();
+            if (m.type == proc::msg::error) throw error(m.payload, m.err);
+            if (m.type != proc::msg::init_pid) throw error(std::string("channel: expected init-pid, got ") + proc::msg_name(m.type));
+            pid = static_cast<pid_t>(std::stol(m.payload));
+            ::waitpid(helper, nullptr, 0);
+            cgroup::group(s.cgroup_dirs).join(pid);
+            parent_end.send(proc::msg::go);
+            for (;;) {
+                unique_fd listener;
+                std::optional<proc::message> r = parent_end.try_receive(&listener);
+                if (!r) break;  // exec'd
+                if (r->type == proc::msg::error) throw error(r->payload, r->err);
+                if (r->type == proc::msg::seccomp_listener && filter) {
+                    std::string state = hook_state(s.id, "running", s.pid, s.bundle, s.annotations).dump();
+                    linux_::send_seccomp_listener(*filter, listener, pid, state);
+                }
+            }
+        } catch (...) {
+            if (pid > 0) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            }
+            ::kill(helper, SIGKILL);
+            ::waitpid(helper, nullptr, WNOHANG);
+            ::sigprocmask(SIG_SETMASK, &old, nullptr);
+            throw;
+        }
+        if (!o.pid_file.empty()) write_file_atomic(o.pid_file, std::to_string(pid), 0644);
+        if (o.detach) return 0;
+        return wait_and_forward(pid, sigfd);
+    });
+}
+
+}  // namespace pieces::container
