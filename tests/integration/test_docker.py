@@ -173,3 +173,12 @@ def test_docker_exec(docker):
         assert probe.stdout.decode().strip() == "EPERM", probe
     finally:
         docker("rm", "-f", cid)
+
+
+def test_device_flag(docker):
+    """--device makes the node and allows it in the device cgroup; others stay denied."""
+    rc, out, err = run_in(docker, "head -c 0 /dev/xloop && echo opened; ls /dev/loop0 2>&1 || echo absent",
+                          "--device", "/dev/loop0:/dev/xloop")
+    assert rc == 0, err
+    assert out.split()[0] == "opened", out
+    assert "absent" in out
