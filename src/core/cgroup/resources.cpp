@@ -50,6 +50,39 @@ std::string device_of(const json& d, const std::string& where) {
     return std::to_string(major) + ":" + std::to_string(minor);
 }
 
+// Calls fn(entry, "where[i]") for each entry of a list.
+template <typename Fn>
+void each(const json& list, const std::string& where, Fn&& fn) {
+    if (!list.is_array()) fail(where, "expected an array");
+    size_t i = 0;
+    for (const json& entry : list) fn(entry, where + "[" + std::to_string(i++) + "]");
+}
+
+// The "maj:min" and rate of each entry of a blockIO throttle list.
+std::vector<std::pair<std::string, int64_t>> device_rates(const json& list, const std::string& where) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    each(list, where, [&](const json& d, const std::string& dw) {
+        int64_t rate = 0;
+        with(d, "rate", dw, [&](const json& v, const std::string& vw) { rate = integer(v, vw); });
+        out.emplace_back(device_of(d, dw), rate);
+    });
+    return out;
+}
+
+// The page size and limit of each hugepageLimits entry.
+std::vector<std::pair<std::string, int64_t>> hugepage_limits(const json& list, const std::string& where) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    each(list, where, [&](const json& h, const std::string& w) {
+        std::string size;
+        int64_t limit = 0;
+        with(h, "pageSize", w, [&](const json& v, const std::string& vw) { size = text(v, vw); });
+        with(h, "limit", w, [&](const json& v, const std::string& vw) { limit = integer(v, vw); });
+        if (size.empty()) fail(w + ".pageSize", "is required");
+        out.emplace_back(size, limit);
+    });
+    return out;
+}
+
 std::string device_rule(const json& d, const std::string& where) {
     std::string type = "a", access = "rwm";
     std::string major = "*", minor = "*";
@@ -143,26 +176,14 @@ std::vector<setting> v2_settings(const json& r) {
             {"throttleReadIOPSDevice", "riops"}, {"throttleWriteIOPSDevice", "wiops"}};
         for (const auto& [key, knob] : throttles) {
             with(b, key, where, [&, knob = knob](const json& list, const std::string& w) {
-                size_t i = 0;
-                for (const json& d : list) {
-                    std::string dw = w + "[" + std::to_string(i++) + "]";
-                    int64_t rate = 0;
-                    with(d, "rate", dw, [&](const json& v, const std::string& vw) { rate = integer(v, vw); });
-                    out.push_back({"io", "io.max", device_of(d, dw) + " " + knob + "=" + std::to_string(rate)});
-                }
+                for (const auto& [dev, rate] : device_rates(list, w))
+                    out.push_back({"io", "io.max", dev + " " + knob + "=" + std::to_string(rate)});
             });
         }
     });
     with(r, "hugepageLimits", base, [&](const json& list, const std::string& where) {
-        size_t i = 0;
-        for (const json& h : list) {
-            std::string w = where + "[" + std::to_string(i++) + "]";
-            std::string size;
-            int64_t limit = 0;
-            with(h, "pageSize", w, [&](const json& v, const std::string& vw) { size = text(v, vw); });
-            with(h, "limit", w, [&](const json& v, const std::string& vw) { limit = integer(v, vw); });
+        for (const auto& [size, limit] : hugepage_limits(list, where))
             out.push_back({"hugetlb", "hugetlb." + size + ".max", std::to_string(limit)});
-        }
     });
     with(r, "devices", base, [&](const json& list, const std::string& where) {
         if (!list.empty()) fail(where, "device rules on cgroup v2 need an eBPF device program, which is not implemented yet");
@@ -250,27 +271,14 @@ std::vector<setting> v1_settings(const json& r) {
         };
         for (const auto& [key, file] : throttles) {
             with(b, key, where, [&, file = file](const json& list, const std::string& w) {
-                size_t i = 0;
-                for (const json& d : list) {
-                    std::string dw = w + "[" + std::to_string(i++) + "]";
-                    int64_t rate = 0;
-                    with(d, "rate", dw, [&](const json& v, const std::string& vw) { rate = integer(v, vw); });
-                    out.push_back({"blkio", file, device_of(d, dw) + " " + std::to_string(rate)});
-                }
+                for (const auto& [dev, rate] : device_rates(list, w))
+                    out.push_back({"blkio", file, dev + " " + std::to_string(rate)});
             });
         }
     });
     with(r, "hugepageLimits", base, [&](const json& list, const std::string& where) {
-        size_t i = 0;
-        for (const json& h : list) {
-            std::string w = where + "[" + std::to_string(i++) + "]";
-            std::string size;
-            int64_t limit = 0;
-            with(h, "pageSize", w, [&](const json& v, const std::string& vw) { size = text(v, vw); });
-            with(h, "limit", w, [&](const json& v, const std::string& vw) { limit = integer(v, vw); });
-            if (size.empty()) fail(w + ".pageSize", "is required");
+        for (const auto& [size, limit] : hugepage_limits(list, where))
             out.push_back({"hugetlb", "hugetlb." + size + ".limit_in_bytes", std::to_string(limit)});
-        }
     });
     with(r, "network", base, [&](const json& n, const std::string& where) {
         with(n, "classID", where, [&](const json& v, const std::string& w) {
