@@ -14,4 +14,7 @@ unique_fd connect_unix_socket(const std::string& path);
 /// Sends `data` with `fd` attached (SCM_RIGHTS) in one message.
 void send_with_fd(borrowed_fd socket, borrowed_fd fd, std::string_view data, std::string_view what);
 
+/// Receives one message and the descriptor attached to it (SCM_RIGHTS); throws if none came.
+unique_fd receive_fd(borrowed_fd socket, std::string_view what);
+
 }  // namespace pieces

@@ -32,7 +32,7 @@ std::string absolute_bundle(const std::string& bundle) {
 void check_config_for_create(const spec::config& cfg, const create_options& opts, const std::string& bundle) {
     if (!cfg.process) throw error("config.json: process is required to create a container");
     if (!cfg.linux.find(spec::ns_type::mount)) throw error("config.json: linux.namespaces: a mount namespace is required");
-    if (cfg.process->terminal && opts.console_socket.empty())
+    if (cfg.process->terminal && opts.console_socket.empty() && opts.console_fd < 0)
         throw error("config.json: process.terminal is true but no --console-socket was given");
     if (!cfg.process->terminal && !opts.console_socket.empty())
         throw error("--console-socket given but process.terminal is false");
@@ -76,6 +76,7 @@ created_container create_container(const create_options& opts) {
             req.bundle = bundle;
             req.exec_fifo = fifo;
             req.console_socket = console ? borrowed_fd(console) : borrowed_fd(-1);
+            if (!console && cfg.process->terminal) req.console_socket = opts.console_fd;
             req.no_pivot = opts.no_pivot;
             req.no_new_keyring = opts.no_new_keyring;
             req.preserve_fds = opts.preserve_fds;
@@ -120,7 +121,7 @@ created_container create_container(const create_options& opts) {
             dir.remove();
             throw;
         }
-        return created_container{pid, std::move(dir)};
+        return created_container{pid, std::move(dir), cfg.process->terminal};
     });
 }
 

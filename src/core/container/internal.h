@@ -21,6 +21,7 @@ namespace pieces::container {
 struct created_container {
     pid_t pid;
     state_dir dir;
+    bool terminal = false;  ///< process.terminal: the pty master went to the console socket
 };
 
 /// create, keeping the lock so `run` can go straight on to start.
@@ -38,6 +39,10 @@ sigset_t forwarded_signal_set();
 /// Forwards signals read from `sigfd` to `pid` and reaps children until `pid` exits; returns
 /// its exit status (128+N when killed by signal N).
 int wait_and_forward(pid_t pid, borrowed_fd sigfd);
+
+/// Relays a container's pty (`master`) to our stdio until the container is gone, forwarding
+/// signals and window size changes; returns the init's exit status.
+int relay_terminal(pid_t init, borrowed_fd master, borrowed_fd sigfd);
 
 /// Deletes a stopped container under the held lock: poststop hooks, cgroup, state directory.
 void remove_locked(state_dir& dir, const saved_state& s);

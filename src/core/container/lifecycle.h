@@ -21,6 +21,7 @@ struct create_options {
     bool no_new_keyring = false;
     int preserve_fds = 0;
     bool systemd_cgroup = false;  ///< cgroupsPath is slice:prefix:name (--systemd-cgroup)
+    int console_fd = -1;          ///< a connected socket for the pty master instead of --console-socket
 };
 
 /// Sets a container up and leaves its init parked until `start`. Returns the init's pid.
