@@ -42,25 +42,34 @@ void send_with_fd(borrowed_fd socket, borrowed_fd fd, std::string_view data, std
     }
 }
 
-unique_fd receive_fd(borrowed_fd socket, std::string_view what) {
-    char data[256];
-    iovec iov{data, sizeof data};
+size_t receive_with_fd(borrowed_fd socket, char* buf, size_t len, unique_fd* fd, std::string_view what) {
+    iovec iov{buf, len};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
     msghdr mh{};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = control;
     mh.msg_controllen = sizeof control;
-    while (::recvmsg(socket.get(), &mh, MSG_CMSG_CLOEXEC) < 0) {
+    ssize_t n;
+    while ((n = ::recvmsg(socket.get(), &mh, MSG_CMSG_CLOEXEC)) < 0) {
         if (errno != EINTR) throw_errno("receive", what);
     }
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        int fd = -1;
-        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-        return unique_fd(fd);
+        int got = -1;
+        std::memcpy(&got, CMSG_DATA(c), sizeof got);
+        unique_fd owned(got);  // closed here unless the caller wants it
+        if (fd) *fd = std::move(owned);
     }
-    throw error(std::string(what) + ": no descriptor came");
+    return static_cast<size_t>(n);
+}
+
+unique_fd receive_fd(borrowed_fd socket, std::string_view what) {
+    char data[256];
+    unique_fd fd;
+    receive_with_fd(socket, data, sizeof data, &fd, what);
+    if (!fd) throw error(std::string(what) + ": no descriptor came");
+    return fd;
 }
 
 }  // namespace pieces

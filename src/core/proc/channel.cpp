@@ -87,26 +87,8 @@ std::optional<message> channel::try_receive(unique_fd* fd) {
         }
         if (len == 0) return std::nullopt;
         std::string buf(static_cast<size_t>(len), '\0');
-        iovec iov{buf.data(), buf.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-        msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = control;
-        mh.msg_controllen = sizeof control;
-        ssize_t n = ::recvmsg(fd_.get(), &mh, MSG_CMSG_CLOEXEC);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw_errno("recvmsg");
-        }
-        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            int got = -1;
-            std::memcpy(&got, CMSG_DATA(c), sizeof got);
-            unique_fd owned(got);
-            if (fd) *fd = std::move(owned);
-        }
-        buf.resize(static_cast<size_t>(n));
+        size_t n = receive_with_fd(fd_, buf.data(), buf.size(), fd, "channel message");
+        buf.resize(n);
         return decode(buf);
     }
 }
