@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import processes_naming, remove_tree, unmount_all_under, wait_for
+from conftest import pid_alive, processes_naming, remove_tree, unmount_all_under, wait_for
 from images import build_rootfs, write_docker_archive
 from pty_session import PtySession
 
@@ -145,6 +145,12 @@ def ctr(runtime_binary, tmp_path_factory):
                 pass
         unmount_all_under(base)
         remove_tree(base)
+        # The namespace's parent cgroup that containers' /<namespace>/<id> paths made.
+        for d in Path("/sys/fs/cgroup").glob(f"*/{NAMESPACE}"):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
 
 
 def read_line(stream, timeout: float = 20) -> str:
@@ -316,8 +322,7 @@ def test_sigkill_stops_a_container_that_ignores_sigterm(ctr):
         kill = ctr("task", "kill", "-a", "-s", "SIGKILL", cid)
         assert kill.returncode == 0, kill.stderr
         wait_for(lambda: ctr.task_status(cid) == "STOPPED", 10, "the task to stop")
-        assert not Path(f"/proc/{state['pid']}/stat").exists() or \
-            Path(f"/proc/{state['pid']}/stat").read_text().split(")")[1].split()[0] == "Z"
+        assert not pid_alive(state["pid"])
         delete = ctr("task", "delete", cid)
         assert delete.returncode == 0, delete.stderr
         assert "exit code 137" in delete.stderr.decode(), delete.stderr
