@@ -12,8 +12,9 @@ pkgs=(
   golang-github-containers-common   # a seccomp profile as container engines ship it
   # runtimes the tests and benchmarks compare with
   runc crun hyperfine jq procps
-  # real clients the tests drive
-  docker.io
+  # real clients the tests drive: dockerd; containerd and ctr (its runc shim calls puncker);
+  # podman with conmon (rootful, --network none: no slirp4netns, uidmap or netavark needed)
+  docker.io containerd podman conmon
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUSYBOX
+from images import build_rootfs, write_docker_archive
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 DOCKER = "/usr/bin/docker"
@@ -47,20 +47,8 @@ def docker(runtime_binary, tmp_path_factory):
                 pytest.fail("dockerd did not come up:\n" + (base / "dockerd.log").read_text()[-3000:])
             time.sleep(0.2)
         # An image from a busybox rootfs with our probe in it: no registry is reachable.
-        root = base / "rootfs"
-        (root / "bin").mkdir(parents=True)
-        for d in ("proc", "sys", "dev", "etc", "tmp"):
-            (root / d).mkdir()
-        shutil.copy(BUSYBOX, root / "bin" / "busybox")
-        for applet in subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True).stdout.split():
-            if applet != "busybox":
-                (root / "bin" / applet).symlink_to("busybox")
-        probe = os.environ.get("PIECES_PROBE", "")
-        if not probe or not Path(probe).exists():
-            pytest.fail("PIECES_PROBE must name the built tests/probe binary (CTest sets it)")
-        shutil.copy(probe, root / "bin" / "probe")
-        tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
-        res = cli("import", "-", IMAGE, input=tar)
+        archive = write_docker_archive(build_rootfs(base / "rootfs"), base / "image.tar", IMAGE)
+        res = cli("load", "-i", str(archive))
         assert res.returncode == 0, res.stderr
         yield cli
     finally:
