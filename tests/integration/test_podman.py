@@ -39,6 +39,7 @@ CONTAINERS_CONF = """\
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 
 [engine]
+runtime = "puncker"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 
@@ -56,9 +57,12 @@ class Podman:
         self.env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
 
     def argv(self, *args, runtime: str | None = None) -> list[str]:
+        """podman's command line; --runtime is puncker's path unless runtime says otherwise
+        ("" for none: then containers.conf's [engine] runtime picks it)."""
+        runtime = self.puncker if runtime is None else runtime
         return [PODMAN, "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot"),
                 "--tmpdir", str(self.base / "tmp"), "--cgroup-manager", "cgroupfs",
-                "--events-backend", "file", "--runtime", runtime or self.puncker, *map(str, args)]
+                "--events-backend", "file", *(["--runtime", runtime] if runtime else []), *map(str, args)]
 
     def __call__(self, *args, input: bytes | None = None, timeout: float = 60, runtime: str | None = None):
         return subprocess.run(self.argv(*args, runtime=runtime), input=input, capture_output=True,
@@ -166,12 +170,14 @@ def test_run_output_stdin_and_exit_code(podman):
     assert res.returncode == 0, res.stderr
 
 
-def test_runtime_named_in_containers_conf(podman):
-    """`--runtime puncker` resolves through containers.conf's [engine.runtimes]."""
-    res = podman("info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}}", runtime="puncker")
+@pytest.mark.parametrize("runtime", ["puncker", ""], ids=["--runtime-puncker", "engine-runtime"])
+def test_runtime_named_in_containers_conf(podman, runtime):
+    """`--runtime puncker` resolves through containers.conf's [engine.runtimes]; without
+    --runtime, [engine] runtime = "puncker" picks it."""
+    res = podman("info", "--format", "{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}}", runtime=runtime)
     assert res.returncode == 0, res.stderr
     assert res.stdout.decode().split() == ["puncker", podman.puncker]
-    rc, out, err = run_checked(podman, script="echo hi; exit 3", runtime="puncker")
+    rc, out, err = run_checked(podman, script="echo hi; exit 3", runtime=runtime)
     assert rc == 3, err
     assert out == "hi\n"
 
