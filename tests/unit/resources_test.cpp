@@ -103,7 +103,7 @@ TEST(ResourcesV2, ConversionsAsRuncMakesThem) {
 }
 
 TEST(ResourcesV2, RefusesWhatItCannotDo) {
-    EXPECT_THROW(cgroup::v2_settings(json{{"devices", {{{"allow", false}, {"access", "rwm"}}}}}), error);
+    EXPECT_THROW(cgroup::v2_settings(json{{"devices", {{{"allow", true}, {"type", "x"}}}}}), error);
     EXPECT_THROW(cgroup::v2_settings(json{{"memory", {{"limit", 200}, {"swap", 100}}}}), error);
     EXPECT_THROW(cgroup::v2_settings(json{{"unified", {{"../../etc/passwd", "x"}}}}), error);
     EXPECT_TRUE(cgroup::v2_settings(json{{"devices", json::array()}}).empty());

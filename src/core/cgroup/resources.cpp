@@ -1,7 +1,10 @@
 #include "core/cgroup/resources.h"
 
+#include <fcntl.h>
+
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/cgroup/device_filter.h"
 
 namespace pieces::cgroup {
 namespace {
@@ -83,7 +86,7 @@ std::vector<std::pair<std::string, int64_t>> hugepage_limits(const json& list, c
     return out;
 }
 
-std::string device_rule(const json& d, const std::string& where) {
+std::string device_rule_text(const json& d, const std::string& where) {
     std::string type = "a", access = "rwm";
     std::string major = "*", minor = "*";
     with(d, "type", where, [&](const json& v, const std::string& w) { type = text(v, w); });
@@ -101,6 +104,20 @@ std::string device_rule(const json& d, const std::string& where) {
         fail(where + ".access", "must be made of r, w and m");
     // "a" means every device: the kernel takes it alone.
     return type == "a" ? "a" : type + " " + major + ":" + minor + " " + access;
+}
+
+// linux.resources.devices as v1 devices.allow/deny writes, the runtime's own allows last. On
+// cgroup2 the same list is compiled into a device program (see apply_v2).
+void device_settings(const json& list, const std::string& where, std::vector<setting>& out) {
+    each(list, where, [&](const json& d, const std::string& w) {
+        bool allow = false;
+        with(d, "allow", w, [&](const json& v, const std::string& vw) {
+            if (!v.is_boolean()) fail(vw, "expected a boolean");
+            allow = v.get<bool>();
+        });
+        out.push_back({"devices", allow ? "devices.allow" : "devices.deny", device_rule_text(d, w)});
+    });
+    for (const std::string& rule : default_device_allows()) out.push_back({"devices", "devices.allow", rule});
 }
 
 }  // namespace
@@ -186,7 +203,8 @@ std::vector<setting> v2_settings(const json& r) {
             out.push_back({"hugetlb", "hugetlb." + size + ".max", std::to_string(limit)});
     });
     with(r, "devices", base, [&](const json& list, const std::string& where) {
-        if (!list.empty()) fail(where, "device rules on cgroup v2 need an eBPF device program, which is not implemented yet");
+        // No rules, no program: the cgroup keeps what its parent allows.
+        if (!list.empty()) device_settings(list, where, out);
     });
     with(r, "unified", base, [&](const json& u, const std::string& where) {
         if (!u.is_object()) fail(where, "expected an object");
@@ -200,8 +218,17 @@ std::vector<setting> v2_settings(const json& r) {
 }
 
 void apply_v2(const std::string& dir, const std::vector<setting>& settings) {
-    for (const setting& s : settings)
+    std::vector<device_rule> devices;
+    for (const setting& s : settings) {
+        if (s.controller == "devices") {
+            devices.push_back(parse_device_rule(s.file == "devices.allow", s.value));
+            continue;
+        }
         with_context("set " + s.file + " to " + quote(s.value), [&] { write_file(dir + "/" + s.file, s.value); });
+    }
+    // cgroup2 has no device files: the rules become a BPF program on the directory.
+    if (!devices.empty())
+        attach_device_filter(open_path(dir, O_RDONLY | O_DIRECTORY), device_filter_program(devices));
 }
 
 std::vector<setting> v1_settings(const json& r) {
@@ -296,19 +323,7 @@ std::vector<setting> v1_settings(const json& r) {
             }
         });
     });
-    with(r, "devices", base, [&](const json& list, const std::string& where) {
-        size_t i = 0;
-        for (const json& d : list) {
-            std::string w = where + "[" + std::to_string(i++) + "]";
-            bool allow = false;
-            with(d, "allow", w, [&](const json& v, const std::string& vw) {
-                if (!v.is_boolean()) fail(vw, "expected a boolean");
-                allow = v.get<bool>();
-            });
-            out.push_back({"devices", allow ? "devices.allow" : "devices.deny", device_rule(d, w)});
-        }
-        for (const std::string& rule : default_device_allows()) out.push_back({"devices", "devices.allow", rule});
-    });
+    with(r, "devices", base, [&](const json& list, const std::string& where) { device_settings(list, where, out); });
     return out;
 }
 

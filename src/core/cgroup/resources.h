@@ -22,10 +22,11 @@ std::vector<setting> v1_settings(const nlohmann::json& resources);
 
 /// What linux.resources means on cgroup2, with runc's conversions (shares -> cpu.weight,
 /// blkio weight -> io.weight, swap -> memory.swap.max as swap minus limit) and `unified`
-/// passed through. Device rules need an eBPF program there and are refused for now.
+/// passed through. Device rules come out as v1 devices.allow/deny settings, for apply_v2.
 std::vector<setting> v2_settings(const nlohmann::json& resources);
 
-/// Writes settings into one cgroup2 directory (the controller is implied by the file name).
+/// Writes settings into one cgroup2 directory (the controller is implied by the file name);
+/// "devices" settings become one BPF device program attached there, replacing ours from before.
 void apply_v2(const std::string& dir, const std::vector<setting>& settings);
 
 /// The device rules the runtime itself relies on (null, zero, full, random, urandom, tty,
