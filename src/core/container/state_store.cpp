@@ -121,8 +121,9 @@ state_dir state_dir::open(const std::string& root, const std::string& id, bool e
 saved_state state_dir::load() const {
     std::string text = read_file(path_ + "/state.json");
     json j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) throw error("state of container " + id_ + " is corrupt: " + quote(path_ + "/state.json"));
-    return with_context("state of container " + id_, [&] { return saved_state_from_json(j); });
+    // The callers name the container; say which file is wrong (runc's state.json, for one).
+    if (j.is_discarded()) throw error(quote(path_ + "/state.json") + " is corrupt: not JSON");
+    return with_context("saved state " + quote(path_ + "/state.json"), [&] { return saved_state_from_json(j); });
 }
 
 void state_dir::save(const saved_state& s) const { write_file_atomic(path_ + "/state.json", to_json(s).dump(), 0600); }
