@@ -65,6 +65,11 @@ int main(int argc, char** argv) {
         puncker::add_features(app, ctx), puncker::add_pause(app, ctx),  puncker::add_resume(app, ctx),
         puncker::add_update(app, ctx),   puncker::add_events(app, ctx),  puncker::add_exec(app, ctx),
     };
+    // Each flag takes one value each time it is given, as runc's do ("-e A=1 -e B=2"): a list
+    // flag must not swallow the container id and command that follow it.
+    for (CLI::App* sub : app.get_subcommands({}))
+        for (CLI::Option* opt : sub->get_options({}))
+            if (!opt->get_positional()) opt->allow_extra_args(false);
 
     try {
         std::vector<std::string> args = normalize_long_flags(argc, argv, app);
