@@ -7,9 +7,6 @@ namespace puncker {
 command add_exec(CLI::App& app, context& ctx) {
     auto* sub = app.add_subcommand("exec", "run a new process inside a running container");
     auto o = std::make_shared<pieces::container::exec_options>();
-    auto cgroup = std::make_shared<std::vector<std::string>>();
-    auto apparmor = std::make_shared<std::string>();
-    auto label = std::make_shared<std::string>();
     sub->add_option("-p,--process", o->process_file, "a JSON file with the process (config.json's \"process\")");
     sub->add_flag("-t,--tty", o->tty, "allocate a pseudo-TTY (needs --console-socket)");
     sub->add_option("--console-socket", o->console_socket, "unix socket that receives the pty master");
@@ -23,14 +20,12 @@ command add_exec(CLI::App& app, context& ctx) {
     sub->add_option("--pid-file", o->pid_file, "file to write the process id to");
     sub->add_option("--preserve-fds", o->preserve_fds, "pass N extra fds (from 3) to the process");
     sub->add_flag("--ignore-paused", o->ignore_paused, "allow exec into a paused container");
-    sub->add_option("--cgroup", *cgroup, "accepted: the process always joins the container's cgroups");
-    sub->add_option("--apparmor", *apparmor, "accepted only empty: AppArmor is not available here");
-    sub->add_option("--process-label", *label, "accepted only empty: SELinux is not available here");
+    sub->add_option("--cgroup", o->sub_cgroups, "run in an existing sub-cgroup: [controller[,controller]:]path");
+    sub->add_option("--apparmor", o->apparmor_profile, "AppArmor profile for the process");
+    sub->add_option("--process-label", o->process_label, "SELinux label for the process");
     sub->add_option("id", o->id, "container id")->required();
     sub->prefix_command();
-    return {sub, [o, apparmor, label, sub, &ctx] {
-                if (!apparmor->empty() || !label->empty())
-                    throw pieces::error("exec: AppArmor and SELinux labels are not supported on this host");
+    return {sub, [o, sub, &ctx] {
                 o->root = ctx.root;
                 o->args = sub->remaining();
                 ctx.exit_code = pieces::container::exec(*o);

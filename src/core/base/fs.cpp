@@ -72,8 +72,6 @@ void write_file_atomic(const std::string& path, std::string_view data, mode_t mo
     if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno("rename", quote(tmp));
 }
 
-namespace {
-
 std::vector<std::string> split_components(std::string_view path) {
     std::vector<std::string> parts;
     size_t i = 0;
@@ -86,6 +84,9 @@ std::vector<std::string> split_components(std::string_view path) {
     }
     return parts;
 }
+
+namespace {
+
 
 // Resolution without openat2: walks one component at a time with O_NOFOLLOW, expanding
 // symlinks ourselves so that "/" and ".." stay clamped at the root.

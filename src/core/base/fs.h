@@ -44,6 +44,8 @@ unique_fd mkdir_all_in_root(borrowed_fd root, std::string_view path, mode_t mode
 unique_fd make_file_in_root(borrowed_fd root, std::string_view path, mode_t mode = 0644);
 
 /// Splits "a//b/./c/" into components, dropping empty and "." parts.
+std::vector<std::string> split_components(std::string_view path);
+/// The path without its last component, and that last component.
 std::string parent_of(std::string_view path);
 std::string base_of(std::string_view path);
 

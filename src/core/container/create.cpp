@@ -13,6 +13,7 @@
 #include "core/base/procfs.h"
 #include "core/container/internal.h"
 #include "core/container/lifecycle.h"
+#include "core/linux/sealed_exe.h"
 #include "core/linux/seccomp.h"
 #include "core/base/socket.h"
 #include "core/proc/spawn.h"
@@ -58,6 +59,11 @@ created_container create_container(const create_options& opts) {
         spec::config cfg = spec::load_config(bundle);
         check_config_for_create(cfg, opts, bundle);
         validate_id(opts.id);
+        // Without a pid namespace of its own, the init is visible to processes that are not its
+        // children (another container's, in a shared namespace) while it is still us: run from
+        // a sealed copy then (CVE-2019-5736). A fresh pid namespace holds the init alone.
+        const spec::namespace_entry* pidns = cfg.linux.find(spec::ns_type::pid);
+        if (!pidns || !pidns->path.empty()) linux_::ensure_running_sealed();
 
         state_dir dir = state_dir::create(opts.root, opts.id);
         cgroup::group cg = cgroup::group::for_container(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);

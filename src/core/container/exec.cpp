@@ -8,7 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
@@ -16,6 +20,7 @@
 #include "core/cgroup/cgroup.h"
 #include "core/container/internal.h"
 #include "core/linux/namespaces.h"
+#include "core/linux/sealed_exe.h"
 #include "core/linux/seccomp.h"
 #include "core/linux/terminal.h"
 #include "core/proc/channel.h"
@@ -86,7 +91,48 @@ spec::process process_for(const exec_options& o, const saved_state& s) {
         }
     }
     if (o.no_new_privs) p.no_new_privileges = true;
+    if (!o.apparmor_profile.empty()) p.apparmor_profile = o.apparmor_profile;
+    if (!o.process_label.empty()) p.selinux_label = o.process_label;
     return p;
+}
+
+// The container's cgroup directories with --cgroup's sub-cgroups put in: "path" for every
+// hierarchy, "cpu,memory:path" for the v1 hierarchies of those controllers. The sub-cgroups
+// must exist already (they are the caller's to make and remove).
+std::vector<std::string> exec_cgroup_dirs(const cgroup::group& container, const std::vector<std::string>& specs) {
+    std::vector<std::string> dirs = container.dirs();
+    if (specs.empty()) return dirs;
+    std::map<std::string, std::string> by_controller = container.v1_dirs();
+    for (const std::string& spec : specs) {
+        size_t colon = spec.find(':');
+        std::string sub = colon == std::string::npos ? spec : spec.substr(colon + 1);
+        while (!sub.empty() && sub.front() == '/') sub.erase(0, 1);
+        std::vector<std::string> parts = split_components(sub);
+        if (parts.empty() || std::count(parts.begin(), parts.end(), "..") > 0)
+            throw error("--cgroup " + quote(spec) + ": expected [controller[,controller]:]path below the container's cgroup");
+        std::set<std::string> chosen;
+        if (colon == std::string::npos) {
+            chosen.insert(dirs.begin(), dirs.end());
+        } else {
+            std::stringstream names(spec.substr(0, colon));
+            std::string name;
+            while (std::getline(names, name, ',')) {
+                auto it = by_controller.find(name);
+                if (name.empty() || it == by_controller.end())
+                    throw error("--cgroup " + quote(spec) + ": no cgroup v1 hierarchy has controller " + quote(name));
+                chosen.insert(it->second);
+            }
+        }
+        for (std::string& dir : dirs) {
+            if (!chosen.count(dir)) continue;
+            std::string target = dir + "/" + sub;
+            struct stat st {};
+            if (::stat(target.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+                throw error("--cgroup " + quote(spec) + ": no sub-cgroup " + quote(target));
+            dir = target;
+        }
+    }
+    return dirs;
 }
 
 pid_t clone_process(unsigned long flags) {
@@ -107,6 +153,11 @@ int exec(const exec_options& o) {
         }
         spec::process p = process_for(o, s);
         if (p.terminal && o.console_socket.empty()) throw error("--tty needs a --console-socket");
+        std::vector<std::string> cgroup_dirs = exec_cgroup_dirs(cgroup::group(s.cgroup_dirs), o.sub_cgroups);
+        // The process is visible inside the container before it execs: from here on, run from
+        // a sealed copy of ourselves (CVE-2019-5736). Everything above is re-done in the copy,
+        // and none of it had effects.
+        linux_::ensure_running_sealed();
         linux_::seccomp_program seccomp;
         const linux_::seccomp_program* filter = nullptr;
         if (!s.exec_defaults.value("seccomp", nlohmann::json()).is_null()) {
@@ -150,7 +201,8 @@ int exec(const exec_options& o) {
                 sigset_t none;
                 sigemptyset(&none);
                 ::sigprocmask(SIG_SETMASK, &none, nullptr);
-                if (p.terminal) linux_::setup_console(console, p.console_size);
+                // An exec'd process gets a pty of its own; /dev/console stays the init's.
+                if (p.terminal) linux_::setup_console(console, p.console_size, false);
                 std::string exe = proc::prepare_process(p, filter, child_end, o.preserve_fds);
                 ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
                 std::vector<char*> argv, envp;
@@ -179,7 +231,7 @@ int exec(const exec_options& o) {
             if (m.type != proc::msg::init_pid) throw error(std::string("channel: expected init-pid, got ") + proc::msg_name(m.type));
             pid = static_cast<pid_t>(std::stol(m.payload));
             ::waitpid(helper, nullptr, 0);
-            cgroup::group(s.cgroup_dirs).join(pid);
+            cgroup::group(cgroup_dirs).join(pid);
             parent_end.send(proc::msg::go);
             for (;;) {
                 unique_fd listener;

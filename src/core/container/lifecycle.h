@@ -77,6 +77,10 @@ struct exec_options {
     std::string pid_file;
     int preserve_fds = 0;
     bool ignore_paused = false;
+    /// --cgroup: "[controller[,controller]:]path" of existing sub-cgroups to run the process in.
+    std::vector<std::string> sub_cgroups;
+    std::string apparmor_profile;      ///< --apparmor
+    std::string process_label;         ///< --process-label (SELinux)
 };
 
 /// Runs a new process in a running container: its namespaces (user first), its cgroups, the
