@@ -178,7 +178,7 @@ void container_init(const init_request& req, channel& chan, const std::string& s
     linux_::enter_rootfs(t, req.no_pivot);
     if (cfg.root_readonly) linux_::make_root_readonly(t);
 
-    if (p.terminal) with_context("set up console", [&] { linux_::setup_console(req.console_socket, p.console_size); });
+    if (p.terminal) with_context("set up console", [&] { linux_::setup_console(req.console_socket, p.console_size, true); });
     if (!req.no_new_keyring) {
         // A fresh session keyring, so the container does not share the caller's keys.
         if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, req.id.c_str()) < 0 && errno != ENOSYS && errno != EPERM)
