@@ -25,12 +25,14 @@ inits are reparented to it; teardown reaps them.
 
 from __future__ import annotations
 
+import array
 import copy
 import ctypes
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -526,6 +528,82 @@ def bundle(rootfs_template, workdir):
         if mutate is not None:
             mutate(b.config)
         return b.write()
+
+    return make
+
+
+def _recv_fd(conn) -> int:
+    fds = array.array("i")
+    _, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:fds.itemsize])
+            return fds[0]
+    raise AssertionError("no fd received on the console socket")
+
+
+def create_with_console(rt, b, sock_path: Path) -> tuple[str, int]:
+    """`create --console-socket` (a container with process.terminal): the id, and the pty
+    master the runtime sent over the socket (SCM_RIGHTS), which the caller closes."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock_path))
+    server.listen(1)
+    server.settimeout(DEFAULT_TIMEOUT)
+    got = {}
+
+    def accept():
+        try:
+            conn, _ = server.accept()
+            with conn:
+                got["fd"] = _recv_fd(conn)
+        except (OSError, AssertionError) as e:
+            got["error"] = e
+
+    acceptor = threading.Thread(target=accept)
+    acceptor.start()
+    try:
+        cid = rt.create(b, None, "--console-socket", sock_path)
+    finally:
+        # The master must have been handed over by the time create returns.
+        acceptor.join(5)
+        if acceptor.is_alive():
+            server.shutdown(socket.SHUT_RDWR)  # wakes up accept()
+            acceptor.join(5)
+        server.close()
+    assert "fd" in got, f"no pty master received on --console-socket: {got.get('error')}"
+    return cid, got["fd"]
+
+
+def read_until_closed(master: int, timeout: float = 10) -> str:
+    """Everything a pty master yields until the last slave closes (EIO) or `timeout`."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(master, False)
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 4096)
+        except BlockingIOError:
+            time.sleep(0.02)
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").replace("\r", "")
+
+
+@pytest.fixture
+def probe_bundle(bundle):
+    """Like `bundle`, with our static probe (tests/probe, named by PIECES_PROBE) at /bin/probe."""
+    probe = os.environ.get("PIECES_PROBE", "")
+    if not probe or not Path(probe).exists():
+        pytest.fail("PIECES_PROBE must name the built tests/probe binary (CTest sets it)")
+
+    def make(args, mutate=None, **overrides):
+        b = bundle(args, mutate=mutate, **overrides)
+        shutil.copy(probe, b.rootfs / "bin" / "probe")
+        return b
 
     return make
 

@@ -1,15 +1,12 @@
 """The `process` section: args, env, cwd, user, umask, rlimits, capabilities,
 noNewPrivileges, oomScoreAdj and terminal handling."""
 
-import array
 import os
-import socket
-import threading
 import time
 
 import pytest
 
-from conftest import DEFAULT_CAPS, DEFAULT_TIMEOUT, cap_mask, status_field
+from conftest import DEFAULT_CAPS, cap_mask, create_with_console, status_field
 
 CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
 
@@ -255,48 +252,11 @@ def test_oom_score_adj(run_sh, score):
 # terminal
 # ---------------------------------------------------------------------------
 
-def _recv_fd(conn):
-    fds = array.array("i")
-    msg, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:fds.itemsize])
-            return fds[0]
-    raise AssertionError("no fd received on the console socket")
-
-
 def test_console_socket(rt, bundle, workdir):
     """create --console-socket hands the pty master over SCM_RIGHTS (containerd's way)."""
-    sock_path = workdir / "console.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(sock_path))
-    server.listen(1)
-    server.settimeout(DEFAULT_TIMEOUT)
-    got = {}
-
-    def accept():
-        try:
-            conn, _ = server.accept()
-            with conn:
-                got["fd"] = _recv_fd(conn)
-        except (OSError, AssertionError) as e:
-            got["error"] = e
-
-    acceptor = threading.Thread(target=accept)
-    acceptor.start()
     b = bundle(["sh", "-c", "tty; test -c /dev/console && echo has-console; sleep 100"],
                process={"terminal": True})
-    try:
-        cid = rt.create(b, None, "--console-socket", sock_path)
-    finally:
-        # The master must have been handed over by the time create returns.
-        acceptor.join(5)
-        if acceptor.is_alive():
-            server.shutdown(socket.SHUT_RDWR)  # wakes up accept()
-            acceptor.join(5)
-        server.close()
-    assert "fd" in got, f"no pty master received on --console-socket: {got.get('error')}"
-    master = got["fd"]
+    cid, master = create_with_console(rt, b, workdir / "console.sock")
     try:
         rt.start(cid)
         data = b""

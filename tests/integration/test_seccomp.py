@@ -225,23 +225,6 @@ def oci_profile_from_moby(profile: dict, caps: list[str]) -> dict:
             "architectures": arches, "syscalls": rules}
 
 
-PROBE = os.environ.get("PIECES_PROBE", "")
-
-
-@pytest.fixture
-def probe_bundle(bundle):
-    """A bundle with our static probe at /bin/probe."""
-    if not PROBE or not Path(PROBE).exists():
-        pytest.fail("PIECES_PROBE must name the built tests/probe binary (CTest sets it)")
-
-    def make(args, **overrides):
-        b = bundle(args, **overrides)
-        shutil.copy(PROBE, b.rootfs / "bin" / "probe")
-        return b
-
-    return make
-
-
 def test_docker_default_profile(rt, probe_bundle):
     """The profile container engines ship: ordinary programs work, add_key is refused (with the
     profile's default ENOSYS; this profile allows keyctl), and both succeed without it."""
