@@ -2,65 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from images import build_rootfs, write_docker_archive
+from docker_daemon import IMAGE, docker_daemon
 
-DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
-DOCKER = "/usr/bin/docker"
-IMAGE = "pieces-test-bb:latest"
 # Docker's default capability set, as bits of CapEff.
 DOCKER_CAPS_MASK = 0x00000000A80425FB
 
 
 @pytest.fixture(scope="module")
 def docker(runtime_binary, tmp_path_factory):
-    """A private dockerd (own data root, exec root and socket) with puncker as a runtime."""
-    if not Path(DOCKERD).exists() or not Path(DOCKER).exists():
-        pytest.fail("docker.io is installed by scripts/install-deps.sh")
+    """A private dockerd with no bridge network, puncker as a runtime."""
     base = tmp_path_factory.mktemp("dockerd")
-    sock = base / "docker.sock"
-    config = base / "daemon.json"
-    config.write_text(json.dumps({"runtimes": {"puncker": {"path": str(runtime_binary)}}}))
-    log = open(base / "dockerd.log", "wb")
-    daemon = subprocess.Popen(
-        [DOCKERD, "--config-file", str(config), "--data-root", str(base / "data"),
-         "--exec-root", str(base / "exec"), "--pidfile", str(base / "dockerd.pid"),
-         "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip-masq=false"],
-        stdout=log, stderr=subprocess.STDOUT)
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
-
-    def cli(*args, input: bytes | None = None, timeout: float = 60):
-        return subprocess.run([DOCKER, *args], env=env, input=input, capture_output=True, timeout=timeout)
-
-    try:
-        deadline = time.monotonic() + 60
-        while cli("version").returncode != 0:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("dockerd did not come up:\n" + (base / "dockerd.log").read_text()[-3000:])
-            time.sleep(0.2)
-        # An image from a busybox rootfs with our probe in it: no registry is reachable.
-        archive = write_docker_archive(build_rootfs(base / "rootfs"), base / "image.tar", IMAGE)
-        res = cli("load", "-i", str(archive))
-        assert res.returncode == 0, res.stderr
-        yield cli
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
-        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
-        subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
+    with docker_daemon(base, runtime_binary, "--bridge=none", "--iptables=false", "--ip-masq=false") as client:
+        yield client
 
 
 def run_in(docker, script, *flags):
