@@ -1,7 +1,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -95,16 +98,52 @@ TEST(Paths, ParentAndBase) {
     EXPECT_EQ(base_of("/a//b/"), "b");
 }
 
-TEST(Procfs, WritesOnlyToProcfs) {
+TEST(Procfs, WritesOnlyUnderProc) {
     char tmpl[] = "/tmp/pieces-procfs-XXXXXX";
     int fd = ::mkstemp(tmpl);
     ASSERT_GE(fd, 0);
     ::close(fd);
-    // A regular file standing where a /proc file was expected is refused, and left untouched.
     EXPECT_THROW(procfs::write(tmpl, "1"), error);
     EXPECT_EQ(read_file(tmpl), "");
     ::unlink(tmpl);
-    // The real thing works: our own oom_score_adj, written back unchanged.
+    // The real thing works: our own oom_score_adj, written back unchanged, through both kinds.
     std::string adj = read_file("/proc/self/oom_score_adj");
     EXPECT_NO_THROW(procfs::write("/proc/self/oom_score_adj", adj));
+    EXPECT_NO_THROW(procfs::handle::open_shared().write("self/oom_score_adj", adj));
+    EXPECT_TRUE(procfs::handle::open().is_private()) << "tests run as root: fsopen(\"proc\") must work";
+}
+
+// In a child with mount and UTS namespaces of its own, /proc/sys/kernel/hostname is covered by
+// a bind mount of another procfs file (domainname): a check that the file is on procfs alone
+// would let a hostname write land on the domain name (CVE-2025-52881). Exit codes: 0 as
+// expected, 10+ where it went wrong.
+static int write_under_an_overmount(bool shared) {
+    if (::unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0) return 10;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return 11;
+    if (::setdomainname("before", 6) < 0 || ::sethostname("before", 6) < 0) return 12;
+    if (::mount("/proc/sys/kernel/domainname", "/proc/sys/kernel/hostname", nullptr, MS_BIND, nullptr) < 0) return 13;
+    bool threw = false;
+    try {
+        (shared ? procfs::handle::open_shared() : procfs::handle::open()).write("sys/kernel/hostname", "after");
+    } catch (const error&) {
+        threw = true;
+    }
+    char host[64] = "", domain[64] = "";
+    ::gethostname(host, sizeof host);
+    ::getdomainname(domain, sizeof domain);
+    if (std::string(domain) != "before") return 14;                   // redirected: the attack worked
+    if (shared) return threw && std::string(host) == "before" ? 0 : 15;  // refused, nothing written
+    return !threw && std::string(host) == "after" ? 0 : 16;             // written where it belongs
+}
+
+TEST(Procfs, AMountOverAProcFileCannotRedirectAWrite) {
+    for (bool shared : {false, true}) {
+        pid_t child = ::fork();
+        ASSERT_GE(child, 0);
+        if (child == 0) ::_exit(write_under_an_overmount(shared));
+        int status = 0;
+        ASSERT_EQ(::waitpid(child, &status, 0), child);
+        ASSERT_TRUE(WIFEXITED(status));
+        EXPECT_EQ(WEXITSTATUS(status), 0) << (shared ? "the shared /proc" : "a private procfs");
+    }
 }

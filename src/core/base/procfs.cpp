@@ -5,7 +5,11 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -62,14 +66,70 @@ std::optional<process_stat> stat(pid_t pid) {
 
 void check_on_procfs(int fd, const std::string& path) {
     struct statfs fs {};
-    if (::fstatfs(fd, &fs) < 0) throw_errno("statfs", quote(path));
-    if (fs.f_type != PROC_SUPER_MAGIC) throw error(quote(path) + " is not on procfs: refusing to write");
+    if (::fstatfs(fd, &fs) < 0) throw_errno("statfs", path);
+    if (fs.f_type != PROC_SUPER_MAGIC) throw error(path + " is not on procfs: refusing to write");
+}
+
+namespace {
+
+// A procfs instance mounted nowhere: fsopen, then fsmount to a detached mount. Needs
+// CAP_SYS_ADMIN over our pid namespace; -1 where that or the calls are missing.
+int private_procfs() {
+    int fs = static_cast<int>(::syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC));
+    if (fs < 0) return -1;
+    unique_fd ctx(fs);
+    if (::syscall(SYS_fsconfig, ctx.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) return -1;
+    return static_cast<int>(::syscall(SYS_fsmount, ctx.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+}
+
+// "self/x" -> "<pid>/x", "thread-self/x" -> "<pid>/task/<tid>/x": the names of ourselves in
+// the instance (symlinks, which the resolution below refuses to follow).
+std::string own_names(std::string_view path) {
+    auto starts = [&](std::string_view prefix) {
+        return path.substr(0, prefix.size()) == prefix && (path.size() == prefix.size() || path[prefix.size()] == '/');
+    };
+    if (starts("thread-self"))
+        return std::to_string(::getpid()) + "/task/" + std::to_string(::gettid()) + std::string(path.substr(11));
+    if (starts("self")) return std::to_string(::getpid()) + std::string(path.substr(4));
+    return std::string(path);
+}
+
+}  // namespace
+
+handle handle::open() {
+    int fd = private_procfs();
+    if (fd >= 0) return handle(unique_fd(fd), true);
+    return open_shared();
+}
+
+handle handle::open_shared() {
+    unique_fd proc = open_path("/proc", O_PATH | O_DIRECTORY);
+    check_on_procfs(proc.get(), "/proc");
+    return handle(std::move(proc), false);
+}
+
+void handle::write(std::string_view path, std::string_view data) const {
+    std::string name = own_names(path);
+    std::string shown = quote("/proc/" + std::string(path));
+    open_how how{};
+    how.flags = O_WRONLY | O_NOCTTY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    int fd = static_cast<int>(::syscall(SYS_openat2, root_.get(), name.c_str(), &how, sizeof how));
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM) && !private_) {
+        // openat2 missing or filtered: the shared /proc, one plain open, checked below.
+        fd = ::openat(root_.get(), name.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0 && errno == EXDEV) throw error(shown + ": another mount lies over it: refusing to write");
+    if (fd < 0) throw_errno("open", shown);
+    unique_fd file(fd);
+    check_on_procfs(file.get(), shown);
+    write_all(file, data, shown);
 }
 
 void write(const std::string& path, std::string_view data) {
-    unique_fd fd = open_path(path, O_WRONLY | O_NOCTTY);
-    check_on_procfs(fd.get(), path);
-    write_all(fd, data, quote(path));
+    constexpr std::string_view prefix = "/proc/";
+    if (path.compare(0, prefix.size(), prefix) != 0) throw error(quote(path) + " is not under /proc");
+    handle::open().write(std::string_view(path).substr(prefix.size()), data);
 }
 
 }  // namespace pieces::procfs

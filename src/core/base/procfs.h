@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/unique_fd.h"
+
 namespace pieces::procfs {
 
 /// One line of /proc/self/mountinfo (the fields we use).
@@ -39,9 +41,31 @@ struct process_stat {
 };
 std::optional<process_stat> stat(pid_t pid);
 
-/// Writes to a file under /proc, first checking the open file is on procfs: a mount over /proc
-/// (or a path redirected elsewhere) must not turn a sysctl or oom_score_adj write into a write
-/// to some other file.
+/// A procfs of our own to write through (CVE-2025-52881): where the kernel allows it a fresh
+/// procfs instance mounted nowhere (fsopen + fsmount), which nobody else can mount over or
+/// redirect; else the /proc we see. Either way files are opened beneath it without following
+/// symlinks or crossing a mount (openat2), and checked to be on procfs: a bind mount over
+/// /proc/sys/... or /proc/self/attr/... cannot turn our write into a write to another file.
+/// The instance belongs to the pid namespace of the process that opens it: open it in the
+/// process that writes.
+class handle {
+public:
+    static handle open();
+    /// The /proc we see (what open() falls back to).
+    static handle open_shared();
+    /// Writes `data` to `path`, relative to the procfs root ("sys/kernel/domainname",
+    /// "self/attr/exec"); "self" and "thread-self" mean this process and thread.
+    void write(std::string_view path, std::string_view data) const;
+    /// True when the handle is a private instance (not the shared /proc).
+    bool is_private() const { return private_; }
+
+private:
+    handle(unique_fd root, bool is_private) : root_(std::move(root)), private_(is_private) {}
+    unique_fd root_;
+    bool private_;
+};
+
+/// One write through a fresh handle; `path` is absolute ("/proc/sys/...", "/proc/self/...").
 void write(const std::string& path, std::string_view data);
 
 /// Throws unless `fd` is a file on procfs.

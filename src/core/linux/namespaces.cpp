@@ -26,16 +26,16 @@ std::string mapping_text(const std::vector<spec::id_mapping>& maps) {
 }  // namespace
 
 void write_id_mappings(pid_t pid, const spec::linux_config& l) {
-    std::string base = "/proc/" + std::to_string(pid);
-    procfs::write(base + "/uid_map", mapping_text(l.uid_mappings));
-    procfs::write(base + "/gid_map", mapping_text(l.gid_mappings));
+    procfs::handle proc = procfs::handle::open();
+    proc.write(std::to_string(pid) + "/uid_map", mapping_text(l.uid_mappings));
+    proc.write(std::to_string(pid) + "/gid_map", mapping_text(l.gid_mappings));
 }
 
 void write_time_offsets(const std::map<std::string, spec::time_offset>& offsets) {
     std::string text;
     for (const auto& [clock, off] : offsets)
         text += clock + " " + std::to_string(off.secs) + " " + std::to_string(off.nanosecs) + "\n";
-    if (!text.empty()) procfs::write("/proc/self/timens_offsets", text);
+    if (!text.empty()) procfs::handle::open().write("self/timens_offsets", text);
 }
 
 std::vector<ns_handle> open_joined_namespaces(const spec::linux_config& l) {
@@ -70,12 +70,14 @@ void set_host_and_domain(const spec::config& cfg) {
 }
 
 void apply_sysctls(const std::map<std::string, std::string>& sysctl) {
+    if (sysctl.empty()) return;
+    procfs::handle proc = procfs::handle::open();
     for (const auto& [key, value] : sysctl) {
         if (key.find("..") != std::string::npos || key.find('/') == 0)
             throw error("sysctl " + quote(key) + ": not a sysctl name");
-        std::string path = "/proc/sys/" + key;
-        std::replace(path.begin() + 10, path.end(), '.', '/');
-        with_context("sysctl " + key, [&] { procfs::write(path, value); });
+        std::string path = "sys/" + key;
+        std::replace(path.begin() + 4, path.end(), '.', '/');
+        with_context("sysctl " + key, [&] { proc.write(path, value); });
     }
 }
 

@@ -59,7 +59,7 @@ std::string find_executable(const std::string& arg0, const std::vector<std::stri
 }
 
 void set_oom_score_adj(const std::string& pid, int adj) {
-    procfs::write("/proc/" + pid + "/oom_score_adj", std::to_string(adj));
+    procfs::handle::open().write(pid + "/oom_score_adj", std::to_string(adj));
 }
 
 }  // namespace pieces::linux_
