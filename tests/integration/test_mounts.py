@@ -104,6 +104,42 @@ def test_tmpfs_with_options(rt, bundle):
     assert out[1] == "750"
 
 
+def test_tmpcopyup_starts_the_tmpfs_with_what_it_covers(rt, bundle):
+    """tmpcopyup (podman puts it on /run, /tmp and /var/tmp with --read-only): the tmpfs holds
+    a copy of the covered directory: files, subdirectories, symlinks, modes and owners."""
+    b = bundle(["sh", "-c", "stat -f -c %T /srv; cat /srv/a /srv/sub/b; readlink /srv/link; "
+                "stat -c '%a %u:%g' /srv /srv/sub/b; echo new > /srv/c && cat /srv/c"])
+    srv = b.rootfs / "srv"
+    (srv / "sub").mkdir(parents=True)
+    (srv / "a").write_text("first\n")
+    (srv / "sub" / "b").write_text("second\n")
+    (srv / "sub" / "b").chmod(0o604)
+    os.chown(srv / "sub" / "b", 1000, 1000)
+    (srv / "link").symlink_to("sub/b")
+    srv.chmod(0o750)
+    b.config["mounts"].append({"destination": "/srv", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["nosuid", "nodev", "tmpcopyup"]})
+    b.write()
+    res = rt.run_fg(b)
+    assert res.returncode == 0, res
+    assert res.stdout.split("\n")[:6] == ["tmpfs", "first", "second", "sub/b", "750 0:0", "604 1000:1000"], res
+    assert "new" in res.stdout
+    # The copy is the container's: the rootfs under it is untouched.
+    assert not (srv / "c").exists()
+
+
+@pytest.mark.puncker_only  # runc 1.1.5 copies into a read-only tmpfs and fails
+def test_tmpcopyup_read_only(rt, bundle):
+    b = bundle(["sh", "-c", "cat /srv/a; touch /srv/x 2>/dev/null || echo refused"])
+    (b.rootfs / "srv").mkdir()
+    (b.rootfs / "srv" / "a").write_text("kept\n")
+    b.config["mounts"].append({"destination": "/srv", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["ro", "tmpcopyup"]})
+    b.write()
+    res = rt.run_fg(b)
+    assert res.returncode == 0 and res.stdout.split() == ["kept", "refused"], res
+
+
 def test_mount_flags_visible(rt, bundle):
     b = bundle(["cat", "/proc/self/mountinfo"])
     b.add_mount("/flags", "tmpfs", "tmpfs", ["nosuid", "nodev", "noexec", "ro"])

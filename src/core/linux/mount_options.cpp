@@ -49,7 +49,7 @@ std::vector<std::string> known_mount_options() {
     std::vector<std::string> out;
     for (const auto& [name, _] : flag_table()) out.emplace_back(name);
     for (const auto& [name, _] : propagation_table()) out.emplace_back(name);
-    for (const char* name : {"bind", "rbind", "rro", "defaults"}) out.emplace_back(name);
+    for (const char* name : {"bind", "rbind", "rro", "tmpcopyup", "defaults"}) out.emplace_back(name);
     std::sort(out.begin(), out.end());
     return out;
 }
@@ -75,6 +75,8 @@ mount_options parse_mount_options(const std::vector<std::string>& options) {
             out.flags |= MS_BIND | MS_REC;
         } else if (opt == "rro") {
             out.recursive_readonly = true;
+        } else if (opt == "tmpcopyup") {
+            out.tmpcopyup = true;
         } else if (opt == "defaults") {
             // Means "no options": nothing to set.
         } else {

@@ -13,6 +13,7 @@ struct mount_options {
     std::vector<unsigned long> propagation;  ///< MS_SHARED/MS_SLAVE/... (with MS_REC), applied after
     bool bind = false;                    ///< "bind" or "rbind" (MS_BIND, MS_REC for rbind)
     bool recursive_readonly = false;      ///< "rro": read-only on every submount (mount_setattr)
+    bool tmpcopyup = false;               ///< "tmpcopyup": a tmpfs starts with what it covers
     std::string data;                     ///< everything else, comma-joined, for the filesystem
 };
 

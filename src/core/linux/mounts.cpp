@@ -1,12 +1,15 @@
 #include "core/linux/mounts.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -150,10 +153,82 @@ void mount_cgroups(const rootfs_target& t, const spec::mount& m, const mount_opt
     }
 }
 
+// Copies the tree under `from` into `to` (both directories), keeping modes, owners and
+// timestamps; every step is relative to a directory fd and follows no symlink.
+void copy_tree(borrowed_fd from, borrowed_fd to, const std::string& where) {
+    unique_fd listing(::openat(from.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!listing) throw_errno("open", quote(where));
+    DIR* dir = ::fdopendir(listing.get());
+    if (!dir) throw_errno("read directory", quote(where));
+    listing.release();
+    std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, ::closedir);
+    while (dirent* e = ::readdir(dir)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        std::string path = where + "/" + name;
+        struct stat st {};
+        if (::fstatat(from.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("stat", quote(path));
+        if (S_ISDIR(st.st_mode)) {
+            if (::mkdirat(to.get(), name.c_str(), st.st_mode & 07777) < 0) throw_errno("mkdir", quote(path));
+            unique_fd src(::openat(from.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            unique_fd dst(::openat(to.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            if (!src || !dst) throw_errno("open", quote(path));
+            copy_tree(src, dst, path);
+        } else if (S_ISREG(st.st_mode)) {
+            unique_fd src(::openat(from.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+            if (!src) throw_errno("open", quote(path));
+            unique_fd dst(::openat(to.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777));
+            if (!dst) throw_errno("create", quote(path));
+            for (off_t left = st.st_size; left > 0;) {
+                ssize_t n = ::sendfile(dst.get(), src.get(), nullptr, static_cast<size_t>(left));
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) throw_errno("copy", quote(path));
+                if (n == 0) break;
+                left -= n;
+            }
+        } else if (S_ISLNK(st.st_mode)) {
+            std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+            ssize_t n = ::readlinkat(from.get(), name.c_str(), target.data(), target.size());
+            if (n < 0) throw_errno("readlink", quote(path));
+            target.resize(static_cast<size_t>(n));
+            if (::symlinkat(target.c_str(), to.get(), name.c_str()) < 0) throw_errno("symlink", quote(path));
+        } else if (::mknodat(to.get(), name.c_str(), st.st_mode, st.st_rdev) < 0) {
+            throw_errno("mknod", quote(path));
+        }
+        if (::fchownat(to.get(), name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("chown", quote(path));
+        if (!S_ISLNK(st.st_mode) && ::fchmodat(to.get(), name.c_str(), st.st_mode & 07777, 0) < 0)
+            throw_errno("chmod", quote(path));
+        timespec times[2] = {st.st_atim, st.st_mtim};
+        if (::utimensat(to.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("set times of", quote(path));
+    }
+}
+
+// "tmpcopyup": the new tmpfs gets a copy of the directory it covers, and that directory's
+// mode and owner.
+void copy_up(const rootfs_target& t, const spec::mount& m, borrowed_fd covered) {
+    with_context("tmpcopyup", [&] {
+        unique_fd fresh = open_in_root(t.root, m.destination, O_RDONLY | O_DIRECTORY);
+        copy_tree(covered, fresh, m.destination);
+        struct stat st {};
+        if (::fstat(covered.get(), &st) < 0) throw_errno("stat", quote(m.destination));
+        if (::fchown(fresh.get(), st.st_uid, st.st_gid) < 0 || ::fchmod(fresh.get(), st.st_mode & 07777) < 0)
+            throw_errno("set owner and mode of", quote(m.destination));
+    });
+}
+
 void filesystem_mount(const rootfs_target& t, const spec::mount& m, const mount_options& o) {
     unique_fd dest = open_destination(t, m.destination, false);
+    // Held across the mount: still the covered directory once the tmpfs lies over it.
+    unique_fd covered;
+    if (o.tmpcopyup) {
+        if (m.type != "tmpfs") throw error("tmpcopyup applies to tmpfs mounts only, not " + quote(m.type));
+        covered.reset(::openat(dest.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!covered) throw_errno("open", quote(m.destination));
+    }
     std::string source = m.source.empty() ? m.type : m.source;
     unsigned long flags = o.flags;
+    // A read-only tmpfs to copy into is made writable for the copy, read-only after it.
+    if (covered) flags &= ~static_cast<unsigned long>(MS_RDONLY);
     if (::mount(source.c_str(), fd_path(dest).c_str(), m.type.c_str(), flags,
                 o.data.empty() ? nullptr : o.data.c_str()) < 0) {
         int err = errno;
@@ -166,6 +241,13 @@ void filesystem_mount(const rootfs_target& t, const spec::mount& m, const mount_
             return;
         }
         throw_errno_code(err, "mount " + m.type, quote(m.destination) + (o.data.empty() ? "" : " with \"" + o.data + "\""));
+    }
+    if (covered) {
+        copy_up(t, m, covered);
+        if (o.flags & MS_RDONLY) {
+            unique_fd mnt = open_in_root(t.root, m.destination, O_PATH | O_DIRECTORY);
+            set_mount_attr(mnt, MOUNT_ATTR_RDONLY, 0, false, m.destination);
+        }
     }
     if (!o.propagation.empty() || o.recursive_readonly) {
         unique_fd mnt = open_in_root(t.root, m.destination, O_PATH | O_DIRECTORY);
