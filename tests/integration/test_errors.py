@@ -77,6 +77,17 @@ def _unknown_fs_type(bundle, workdir):
     return b.path, b, ["bogusfs"]
 
 
+def _bad_mount_with_resources(bundle, workdir):
+    # The init fails at its first mount while the runtime is still placing it in its cgroups
+    # (slower with limits to write): the error must still be the init's, not "broken pipe".
+    b = bundle(linux={"resources": {"memory": {"limit": 256 * 1024 * 1024}, "pids": {"limit": 100},
+                                    "cpu": {"shares": 512}}})
+    b.config["mounts"].insert(0, {"destination": "/early", "type": "tmpfs", "source": "tmpfs",
+                                  "options": ["size=not-a-size"]})
+    b.write()
+    return b.path, b, ["/early"]
+
+
 def _userns_without_mappings(bundle, workdir):
     b = bundle(mutate=lambda c: c["linux"]["namespaces"].append({"type": "user"}))
     return b.path, b, ["mapping"]
@@ -105,6 +116,7 @@ CASES = {
     "unknown-rlimit": _unknown_rlimit,
     "missing-bind-source": _missing_bind_source,
     "unknown-fs-type": _unknown_fs_type,
+    "bad-mount-with-resources": _bad_mount_with_resources,
     "userns-without-mappings": _userns_without_mappings,
     "failing-hook": _failing_hook,
 }

@@ -64,7 +64,19 @@ void channel::send(msg type, std::string_view payload, int32_t err) {
     for (;;) {
         ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
         if (n >= 0) return;
-        if (errno != EINTR) throw_errno("send", std::string("message ") + msg_name(type));
+        if (errno == EINTR) continue;
+        int failed = errno;
+        // The other side is gone: what it said before going (an error, most likely) explains
+        // why better than "broken pipe" does. Its queue can still be read: no wait.
+        if (failed == EPIPE || failed == ECONNRESET) {
+            std::optional<message> last;
+            try {
+                last = try_receive();
+            } catch (const error&) {
+            }
+            if (last && last->type == msg::error) throw error(last->payload, last->err);
+        }
+        throw_errno_code(failed, "send", std::string("message ") + msg_name(type));
     }
 }
 
@@ -82,7 +94,9 @@ std::optional<message> channel::try_receive(unique_fd* fd) {
     for (;;) {
         ssize_t len = ::recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
         if (len < 0) {
-            if (errno == EINTR) continue;
+            // ECONNRESET: the other side went with messages of ours unread. That is reported
+            // once; what it sent before going is still queued for the next call.
+            if (errno == EINTR || errno == ECONNRESET) continue;
             throw_errno("recv");
         }
         if (len == 0) return std::nullopt;
