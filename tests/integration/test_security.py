@@ -223,3 +223,41 @@ def test_racing_symlink_swap_cannot_move_a_mount_out_of_the_rootfs(rt, probe_bun
         release(swapper)
     assert escaped == [], f"mounts landed outside the rootfs: {escaped}"
     assert redirected, f"the swap never redirected a mount in {runs} runs: the race was not exercised"
+
+
+def _lsm_enabled(name: str) -> bool:
+    if name == "apparmor":
+        p = Path("/sys/module/apparmor/parameters/enabled")
+        return p.exists() and p.read_text().startswith("Y")
+    return Path("/sys/fs/selinux/enforce").exists()
+
+
+@pytest.mark.puncker_only  # runc 1.1.5 ignores a label its host cannot apply
+@pytest.mark.parametrize("field,where,lsm", [
+    ("apparmorProfile", "process", "apparmor"),
+    ("selinuxLabel", "process", "selinux"),
+    ("mountLabel", "linux", "selinux"),
+])
+def test_a_security_label_this_host_cannot_apply_is_refused(rt, bundle, field, where, lsm):
+    """A config asking for an AppArmor profile or SELinux label on a host without that module
+    is refused in one line naming the field, not run unconfined; nothing is left behind."""
+    if _lsm_enabled(lsm):
+        pytest.skip(f"{lsm} is enabled on this host: the refusal cannot be shown here")
+    b = bundle(["true"], **{where: {field: "system_u:system_r:container_t:s0" if lsm == "selinux" else "pieces-test"}})
+    cid = rt.new_id()
+    res = rt.run_fg(b, cid)
+    assert res.returncode != 0, res
+    err = res.stderr.strip()
+    assert "\n" not in err and field in err and ("AppArmor" if lsm == "apparmor" else "SELinux") in err, err
+    rt.assert_clean(cid, b)
+
+
+@pytest.mark.puncker_only
+@pytest.mark.parametrize("flag,lsm", [("--apparmor", "apparmor"), ("--process-label", "selinux")])
+def test_exec_with_a_label_this_host_cannot_apply_is_refused(rt, bundle, flag, lsm):
+    if _lsm_enabled(lsm):
+        pytest.skip(f"{lsm} is enabled on this host: the refusal cannot be shown here")
+    cid = rt.create_started(bundle(["sleep", "100"]))
+    res = rt.run("exec", flag, "pieces-test", cid, "true", check=False)
+    assert res.returncode != 0 and ("AppArmor" if lsm == "apparmor" else "SELinux") in res.stderr, res
+    assert rt.run("exec", cid, "true", check=False).returncode == 0

@@ -1,3 +1,4 @@
+#include "core/linux/lsm.h"
 #include "core/linux/mount_options.h"
 
 #include <gtest/gtest.h>
@@ -44,4 +45,13 @@ TEST(MountOptions, AtimeFamilyAndRecursiveReadOnly) {
     EXPECT_TRUE(o.recursive_readonly);
     EXPECT_EQ(parse_mount_options({"strictatime"}).flags, static_cast<unsigned long>(MS_STRICTATIME));
     EXPECT_EQ(parse_mount_options({"defaults"}).data, "");
+}
+
+TEST(MountLabel, AddedToFilesystemsThatTakeIt) {
+    using pieces::linux_::with_mount_label;
+    EXPECT_EQ(with_mount_label("size=64k", "tmpfs", "system_u:object_r:container_file_t:s0"),
+              "size=64k,context=\"system_u:object_r:container_file_t:s0\"");
+    EXPECT_EQ(with_mount_label("", "mqueue", "l"), "context=\"l\"");
+    EXPECT_EQ(with_mount_label("", "tmpfs", ""), "");
+    for (const char* keeps : {"bind", "proc", "sysfs", "cgroup", "cgroup2"}) EXPECT_EQ(with_mount_label("x", keeps, "l"), "x");
 }

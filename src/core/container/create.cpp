@@ -13,6 +13,7 @@
 #include "core/base/procfs.h"
 #include "core/container/internal.h"
 #include "core/container/lifecycle.h"
+#include "core/linux/lsm.h"
 #include "core/linux/sealed_exe.h"
 #include "core/linux/seccomp.h"
 #include "core/base/socket.h"
@@ -33,6 +34,7 @@ std::string absolute_bundle(const std::string& bundle) {
 void check_config_for_create(const spec::config& cfg, const create_options& opts, const std::string& bundle) {
     if (!cfg.process) throw error("config.json: process is required to create a container");
     if (!cfg.linux.find(spec::ns_type::mount)) throw error("config.json: linux.namespaces: a mount namespace is required");
+    with_context("config.json", [&] { linux_::check_lsm_supported(*cfg.process, cfg.linux.mount_label); });
     if (cfg.process->terminal && opts.console_socket.empty() && opts.console_fd < 0)
         throw error("config.json: process.terminal is true but no --console-socket was given");
     if (!cfg.process->terminal && !opts.console_socket.empty())

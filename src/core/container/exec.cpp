@@ -19,6 +19,7 @@
 #include "core/base/socket.h"
 #include "core/cgroup/cgroup.h"
 #include "core/container/internal.h"
+#include "core/linux/lsm.h"
 #include "core/linux/namespaces.h"
 #include "core/linux/sealed_exe.h"
 #include "core/linux/seccomp.h"
@@ -153,6 +154,7 @@ int exec(const exec_options& o) {
         }
         spec::process p = process_for(o, s);
         if (p.terminal && o.console_socket.empty()) throw error("--tty needs a --console-socket");
+        linux_::check_lsm_supported(p, "");
         std::vector<std::string> cgroup_dirs = exec_cgroup_dirs(cgroup::group(s.cgroup_dirs), o.sub_cgroups);
         // The process is visible inside the container before it execs: from here on, run from
         // a sealed copy of ourselves (CVE-2019-5736). Everything above is re-done in the copy,

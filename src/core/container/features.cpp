@@ -4,6 +4,7 @@
 
 #include "core/base/procfs.h"
 #include "core/linux/mount_options.h"
+#include "core/linux/lsm.h"
 #include "core/linux/seccomp.h"
 #include "core/spec/config.h"
 
@@ -42,8 +43,9 @@ nlohmann::json features() {
             {"archs", linux_::seccomp_arch_names()},
             {"knownFlags", linux_::seccomp_flag_names()},
             {"supportedFlags", linux_::seccomp_supported_flag_names()}}},
-          {"apparmor", {{"enabled", false}}},
-          {"selinux", {{"enabled", false}}},
+          // What this host can apply: a profile or label asked for elsewhere is refused.
+          {"apparmor", {{"enabled", linux_::apparmor_enabled()}}},
+          {"selinux", {{"enabled", linux_::selinux_enabled()}}},
           {"intelRdt", {{"enabled", false}}},
           {"mountExtensions", {{"idmap", {{"enabled", false}}}}}}},
         {"annotations", {{"org.pieces.puncker.version", PIECES_VERSION}}},

@@ -17,6 +17,7 @@
 #include "core/base/fs.h"
 #include "core/base/log.h"
 #include "core/base/procfs.h"
+#include "core/linux/lsm.h"
 #include "core/linux/mount_options.h"
 
 namespace pieces::linux_ {
@@ -226,11 +227,12 @@ void filesystem_mount(const rootfs_target& t, const spec::mount& m, const mount_
         if (!covered) throw_errno("open", quote(m.destination));
     }
     std::string source = m.source.empty() ? m.type : m.source;
+    std::string data = with_mount_label(o.data, m.type, t.mount_label);
     unsigned long flags = o.flags;
     // A read-only tmpfs to copy into is made writable for the copy, read-only after it.
     if (covered) flags &= ~static_cast<unsigned long>(MS_RDONLY);
     if (::mount(source.c_str(), fd_path(dest).c_str(), m.type.c_str(), flags,
-                o.data.empty() ? nullptr : o.data.c_str()) < 0) {
+                data.empty() ? nullptr : data.c_str()) < 0) {
         int err = errno;
         // sysfs cannot be mounted from a user namespace that does not own the network
         // namespace; a recursive bind of the host's /sys is the usual stand-in.
@@ -240,7 +242,7 @@ void filesystem_mount(const rootfs_target& t, const spec::mount& m, const mount_
             bind_mount(t, spec::mount{m.destination, "bind", "/sys", {}}, bind);
             return;
         }
-        throw_errno_code(err, "mount " + m.type, quote(m.destination) + (o.data.empty() ? "" : " with \"" + o.data + "\""));
+        throw_errno_code(err, "mount " + m.type, quote(m.destination) + (data.empty() ? "" : " with \"" + data + "\""));
     }
     if (covered) {
         copy_up(t, m, covered);

@@ -15,6 +15,7 @@ struct rootfs_target {
     unique_fd root;       ///< O_PATH fd of the rootfs mount; every destination resolves under it
     bool in_userns = false;
     bool cgroupns = false;  ///< a new cgroup namespace: cgroup mounts show it as their root
+    std::string mount_label;  ///< linux.mountLabel (SELinux context= for the filesystems made)
 };
 
 /// Mounts one config entry at its destination, resolved inside the root and created when missing.

@@ -84,6 +84,7 @@ rootfs_target prepare_rootfs(const spec::config& cfg, const std::string& bundle,
     t.bundle = bundle;
     t.in_userns = in_userns;
     t.cgroupns = cgroupns;
+    t.mount_label = cfg.linux.mount_label;
     std::string root = cfg.root_path[0] == '/' ? cfg.root_path : bundle + "/" + cfg.root_path;
     char real[PATH_MAX];
     if (!::realpath(root.c_str(), real)) throw_errno("resolve rootfs", quote(root));

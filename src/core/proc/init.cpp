@@ -23,6 +23,7 @@
 #include "core/base/fs.h"
 #include "core/linux/caps.h"
 #include "core/linux/hooks.h"
+#include "core/linux/lsm.h"
 #include "core/linux/mounts.h"
 #include "core/linux/namespaces.h"
 #include "core/linux/process_setup.h"
@@ -141,6 +142,8 @@ static void load_filter(const linux_::seccomp_program& prog, channel& chan) {
 std::string prepare_process(const spec::process& p, const linux_::seccomp_program* seccomp, channel& chan,
                             int preserve_fds) {
     linux_::set_rlimits(p.rlimits);
+    // Before the capabilities go: changing one's own exec label may need them.
+    linux_::set_exec_labels(p);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps go.
     // With it, load it last, so the fewest of our own syscalls run under it.
     if (seccomp && !p.no_new_privileges) load_filter(*seccomp, chan);
@@ -180,6 +183,7 @@ void container_init(const init_request& req, channel& chan, const std::string& s
 
     if (p.terminal) with_context("set up console", [&] { linux_::setup_console(req.console_socket, p.console_size, true); });
     if (!req.no_new_keyring) {
+        linux_::set_keyring_label(p.selinux_label);
         // A fresh session keyring, so the container does not share the caller's keys.
         if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, req.id.c_str()) < 0 && errno != ENOSYS && errno != EPERM)
             throw_errno("join session keyring");
