@@ -62,28 +62,32 @@ class Docker:
     def inspect(self, name: str, fmt: str) -> str:
         return self.ok("inspect", "-f", fmt, name)
 
-    @property
-    def runtime_root(self) -> Path:
-        """Where containerd's runc shim tells puncker to keep state (--root) for Docker's
-        containers: the daemon's exec root, runtime-<name>, then containerd's namespace."""
-        return self.exec_root / "runtime-puncker" / "moby"
-
     def bundle(self, cid: str) -> Path:
-        """The bundle containerd made for a container (config.json as Docker wrote it)."""
+        """The bundle containerd made for a container: config.json as Docker wrote it, and
+        options.json, the runc shim's options (which binary, which --root)."""
         return self.exec_root / "containerd" / "daemon" / "io.containerd.runtime.v2.task" / "moby" / cid
 
-    def puncker_state(self, cid: str) -> dict | None:
+    def shim_options(self, cid: str) -> dict:
+        return json.loads((self.bundle(cid) / "options.json").read_text())
+
+    def runtime_root(self, cid: str) -> Path:
+        """The --root the runc shim gives the runtime: options.json's root (Docker 20.10 says
+        <exec-root>/runtime-runc for every runtime), then containerd's namespace."""
+        return Path(self.shim_options(cid)["root"]) / "moby"
+
+    def puncker_state(self, cid: str, root: Path | None = None) -> dict | None:
         """The container's state as puncker reads it from Docker's runtime root, or None."""
-        res = subprocess.run([self.puncker, "--root", str(self.runtime_root), "state", cid],
+        root = root or self.runtime_root(cid)
+        res = subprocess.run([self.puncker, "--root", str(root), "state", cid],
                              capture_output=True, timeout=30)
         return json.loads(res.stdout) if res.returncode == 0 else None
 
     def assert_runs_on_puncker(self, name: str) -> dict:
         """Docker's container `name` is running, and puncker holds it with the same init pid."""
         cid = self.inspect(name, "{{.Id}}")
-        assert self.inspect(name, "{{.HostConfig.Runtime}}") == "puncker"
+        assert self.shim_options(cid)["binary_name"] == self.puncker
         state = self.puncker_state(cid)
-        assert state is not None, f"puncker does not know container {cid} under {self.runtime_root}"
+        assert state is not None, f"puncker does not know container {cid} under {self.runtime_root(cid)}"
         assert state["status"] == "running", state
         assert state["pid"] == int(self.inspect(name, "{{.State.Pid}}")), state
         return state
@@ -150,25 +154,29 @@ def iptables_works() -> bool:
     return True
 
 
+def _rules_and_chains(listing: list[str]) -> tuple[Counter, set[str]]:
+    rules = Counter(line for line in listing if line.startswith("-A "))
+    chains = {line.split()[0][1:] for line in listing if line.startswith(":")}
+    return rules, chains
+
+
 def _undo_iptables(table: str, before: list[str]) -> None:
-    """Deletes the rules and chains of `table` that are not in its `before` listing."""
+    """Puts `table` back as its `before` listing had it: deletes the rules and chains added
+    since; if dockerd also removed rules (it rebuilds its isolation chains when it starts),
+    restores the table from the listing."""
     after = _iptables_save(table)
     if after is None:
         return
-    rules_before = Counter(line for line in before if line.startswith("-A "))
-    rules_after = Counter(line for line in after if line.startswith("-A "))
+    rules_before, chains_before = _rules_and_chains(before)
+    rules_after, chains_after = _rules_and_chains(after)
     for rule, count in (rules_after - rules_before).items():
         for _ in range(count):
             subprocess.run(["iptables", "-t", table, "-D", *shlex.split(rule)[1:]], capture_output=True)
-    chains_before = {line.split()[0] for line in before if line.startswith(":")}
-    for line in after:
-        chain = line.split()[0] if line.startswith(":") else None
-        if chain and chain not in chains_before:
-            subprocess.run(["iptables", "-t", table, "-F", chain[1:]], capture_output=True)
-    for line in after:
-        chain = line.split()[0] if line.startswith(":") else None
-        if chain and chain not in chains_before:
-            subprocess.run(["iptables", "-t", table, "-X", chain[1:]], capture_output=True)
+    for flag in ("-F", "-X"):  # empty every new chain before deleting any: they jump to each other
+        for chain in chains_after - chains_before:
+            subprocess.run(["iptables", "-t", table, flag, chain], capture_output=True)
+    if _rules_and_chains(_iptables_save(table) or []) != (rules_before, chains_before):
+        subprocess.run(["iptables-restore"], input="\n".join(before) + "\n", text=True, capture_output=True)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """A client command run on a real pseudo-terminal, as a person at a terminal would run it.
 
-Used by the client tests for `-t` / `-it`: the client (ctr, podman) sees a terminal on its
+Used by the client tests for `-t` / `-it`: the client (docker, ctr, podman) sees a terminal on its
 stdio, puts it in raw mode and relays it to the container's pty.
 """
 
@@ -29,6 +29,7 @@ class PtySession:
                                      preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
         os.close(slave)
         self.shown = b""
+        self.cursor = 0  # where expect_next() looks from
         self.closed = False
 
     def resize(self, rows: int, cols: int, fd: int | None = None) -> None:
@@ -63,8 +64,27 @@ class PtySession:
                 raise AssertionError(f"terminal never showed {pattern!r}; it showed:\n{self.text}")
             self._read(0.1)
 
+    def expect_next(self, pattern: str, timeout: float = 20) -> re.Match:
+        """Like expect(), but only in what was shown after the last expect_next() match, so a
+        dialogue can wait for the same prompt again; moves past the match."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern.encode())
+        while True:
+            m = regex.search(self.shown, self.cursor)
+            if m:
+                self.cursor = m.end()
+                return m
+            if self.closed or time.monotonic() > deadline:
+                raise AssertionError(f"terminal never showed {pattern!r} after offset {self.cursor}; "
+                                     f"it showed:\n{self.text}")
+            self._read(0.1)
+
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
+
+    def sendline(self, line: str) -> None:
+        """Types a line and Enter (a carriage return, as a terminal sends it)."""
+        self.send(line.encode() + b"\r")
 
     def wait(self, timeout: float = 30) -> int:
         """Reads the terminal until the client exits; returns its exit status."""
