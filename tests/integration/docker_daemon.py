@@ -12,6 +12,7 @@ added while it ran, so the machine's tables end as they began.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shlex
@@ -85,7 +86,8 @@ class Docker:
     def assert_runs_on_puncker(self, name: str) -> dict:
         """Docker's container `name` is running, and puncker holds it with the same init pid."""
         cid = self.inspect(name, "{{.Id}}")
-        assert self.shim_options(cid)["binary_name"] == self.puncker
+        binary = self.shim_options(cid)["binary_name"]
+        assert binary == self.puncker, f"containerd's runc shim runs {binary}, not {self.puncker}"
         state = self.puncker_state(cid)
         assert state is not None, f"puncker does not know container {cid} under {self.runtime_root(cid)}"
         assert state["status"] == "running", state
@@ -160,6 +162,13 @@ def _rules_and_chains(listing: list[str]) -> tuple[Counter, set[str]]:
     return rules, chains
 
 
+def _delete_rules_naming(table: str, words: tuple[str, ...]) -> None:
+    """Deletes every rule of `table` that names one of `words` (a bridge, a subnet)."""
+    for rule in _iptables_save(table) or []:
+        if rule.startswith("-A ") and any(word in rule.split() for word in words):
+            subprocess.run(["iptables", "-t", table, "-D", *shlex.split(rule)[1:]], capture_output=True)
+
+
 def _undo_iptables(table: str, before: list[str]) -> None:
     """Puts `table` back as its `before` listing had it: deletes the rules and chains added
     since; if dockerd also removed rules (it rebuilds its isolation chains when it starts),
@@ -194,5 +203,7 @@ def private_bridge(name: str, address: str) -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "link", "del", name], capture_output=True)
+        subnet = str(ipaddress.ip_network(address, strict=False))
         for table, lines in before.items():
             _undo_iptables(table, lines)
+            _delete_rules_naming(table, (name, subnet))  # whatever another daemon's timing left

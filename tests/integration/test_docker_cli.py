@@ -450,6 +450,7 @@ def test_published_port_reaches_the_container(docker):
     ("no-such-command", 'exec: "no-such-command": executable file not found in $PATH'),
     ("/etc", 'exec "/etc": is a directory'),
 ], ids=["missing-path", "not-in-path", "directory"])
+@pytest.mark.puncker_only
 def test_puncker_errors_reach_dockers_message(docker, command, message):
     """When puncker cannot start the process, docker's error carries puncker's one-line
     message after containerd's "OCI runtime create failed", and the container is gone."""
