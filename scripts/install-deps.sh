@@ -7,14 +7,20 @@ pkgs=(
   cmake ninja-build g++ pkg-config
   # libraries
   nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-dev
+  # pieces: layers (tar, gzip/xz/zstd), digests, FROM_URL and registries over http(s)
+  libarchive-dev libssl-dev libcurl4-openssl-dev
   # tests
   libgtest-dev googletest python3 python3-pytest busybox-static linux-libc-dev
   golang-github-containers-common   # a seccomp profile as container engines ship it
   # runtimes the tests and benchmarks compare with
   runc crun hyperfine jq procps
+  # tools that read and write OCI image layouts, to check the store against
+  skopeo
   # real clients the tests drive: dockerd; containerd and ctr (its runc shim calls puncker);
   # podman with conmon (rootful, --network none: no slirp4netns, uidmap or netavark needed)
   docker.io containerd podman conmon
+  # the Docker CLI test's own bridge network: ip for the bridge, iptables for dockerd's rules
+  iproute2 iptables
 )
 missing=()
 for p in "${pkgs[@]}"; do
