@@ -113,6 +113,13 @@ def controlling_tty(pid: int) -> int:
 # stdin and terminals
 # ---------------------------------------------------------------------------
 
+def test_run_echo_hello(docker):
+    """The first command of docs/docker.md, on the default bridge network."""
+    res = docker("run", "--rm", "--runtime=puncker", IMAGE, "echo", "hello")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"hello\n"
+
+
 def test_run_i_with_stdin_piped(docker):
     """`docker run -i`: what is piped in reaches the container, its output and status come back."""
     data = b"".join(b"line %d\n" % i for i in range(2000))
