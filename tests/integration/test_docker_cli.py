@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -88,7 +89,7 @@ def run_checked(docker: Docker, *flags, script: str) -> tuple[int, str, str]:
 
 
 @contextlib.contextmanager
-def detached(docker: Docker, script: str, *flags) -> str:
+def detached(docker: Docker, script: str, *flags) -> Iterator[str]:
     """A container run with -d on puncker, removed (rm -f) afterwards; yields its name."""
     name = unique("bg")
     docker.ok("run", "-d", "--runtime=puncker", "--name", name, *flags, IMAGE, "sh", "-c", script)
