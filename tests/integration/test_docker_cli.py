@@ -454,10 +454,11 @@ def test_published_port_reaches_the_container(docker):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command, message", [
-    ("/nonexistent", 'exec "/nonexistent": No such file or directory'),
+    ("/nonexistent", 'exec "/nonexistent": stat /nonexistent: no such file or directory'),
     ("no-such-command", 'exec: "no-such-command": executable file not found in $PATH'),
-    ("/etc", 'exec "/etc": is a directory'),
-], ids=["missing-path", "not-in-path", "directory"])
+    ("/etc", 'exec "/etc": permission denied'),
+    ("/etc/passwd", 'exec "/etc/passwd": permission denied'),
+], ids=["missing-path", "not-in-path", "directory", "not-executable"])
 @pytest.mark.puncker_only
 def test_puncker_errors_reach_dockers_message(docker, command, message):
     """When puncker cannot start the process, docker's error carries puncker's one-line
@@ -470,7 +471,11 @@ def test_puncker_errors_reach_dockers_message(docker, command, message):
     assert docker("inspect", name).returncode != 0, "docker run --rm left the container"
 
 
-def test_command_not_found_exits_127(docker):
-    """docker's CLI turns "executable file not found" into exit status 127, as with runc."""
-    res = docker("run", "--rm", "--runtime=puncker", IMAGE, "no-such-command")
-    assert res.returncode == 127, res.stderr
+@pytest.mark.parametrize("command, status", [
+    ("no-such-command", 127), ("/nonexistent", 127), ("/etc", 126), ("/etc/passwd", 126),
+])
+def test_unstartable_command_exit_status(docker, command, status):
+    """docker's CLI picks 127 (not found) or 126 (cannot execute) from the runtime's words at
+    create, as with runc."""
+    res = docker("run", "--rm", "--runtime=puncker", IMAGE, command)
+    assert res.returncode == status, res.stderr

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstring>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
@@ -38,9 +40,17 @@ bool is_executable_file(const std::string& path) {
 
 std::string find_executable(const std::string& arg0, const std::vector<std::string>& env) {
     if (arg0.find('/') != std::string::npos) {
+        // Worded as runc words them, lower case: Docker tells "no such file or directory"
+        // (exit 127) from "permission denied" (126) by these words in the runtime's error.
         struct stat st {};
-        if (::stat(arg0.c_str(), &st) < 0) throw_errno("exec", quote(arg0));
-        if (S_ISDIR(st.st_mode)) throw error("exec " + quote(arg0) + ": is a directory");
+        if (::stat(arg0.c_str(), &st) < 0) {
+            int err = errno;
+            std::string text = std::strerror(err);
+            if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+            throw error("exec " + quote(arg0) + ": stat " + arg0 + ": " + text, err);
+        }
+        if (!S_ISREG(st.st_mode) || ::access(arg0.c_str(), X_OK) < 0)
+            throw error("exec " + quote(arg0) + ": permission denied", EACCES);
         return arg0;
     }
     std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
