@@ -1,6 +1,8 @@
 #include "core/base/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -9,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "core/base/error.h"
@@ -247,6 +250,79 @@ void remove_all(const std::string& path) {
     std::filesystem::remove_all(path, ec);
     if (ec && ec != std::errc::no_such_file_or_directory)
         throw error("remove " + quote(path) + ": " + ec.message(), ec.value());
+}
+
+void copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const std::string& to_name,
+                const copy_options& opts) {
+    struct stat st {};
+    if (::fstatat(from.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("stat", quote(name));
+    struct stat there {};
+    if (::fstatat(to.get(), to_name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0 && !(S_ISDIR(there.st_mode) && S_ISDIR(st.st_mode))) {
+        if (S_ISDIR(there.st_mode)) throw error(quote(to_name) + " is a directory: cannot replace it with a file");
+        if (::unlinkat(to.get(), to_name.c_str(), 0) < 0) throw_errno("replace", quote(to_name));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (::mkdirat(to.get(), to_name.c_str(), st.st_mode & 07777) < 0 && errno != EEXIST) throw_errno("mkdir", quote(to_name));
+    } else if (S_ISREG(st.st_mode)) {
+        unique_fd src(::openat(from.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!src) throw_errno("open", quote(name));
+        unique_fd dst(::openat(to.get(), to_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777));
+        if (!dst) throw_errno("create", quote(to_name));
+        for (off_t left = st.st_size; left > 0;) {
+            ssize_t n = ::sendfile(dst.get(), src.get(), nullptr, static_cast<size_t>(left));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw_errno("copy", quote(name));
+            if (n == 0) break;
+            left -= n;
+        }
+    } else if (S_ISLNK(st.st_mode)) {
+        std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+        ssize_t n = ::readlinkat(from.get(), name.c_str(), target.data(), target.size());
+        if (n < 0) throw_errno("readlink", quote(name));
+        target.resize(static_cast<size_t>(n));
+        if (::symlinkat(target.c_str(), to.get(), to_name.c_str()) < 0) throw_errno("symlink", quote(to_name));
+    } else if (!S_ISSOCK(st.st_mode) && ::mknodat(to.get(), to_name.c_str(), st.st_mode, st.st_rdev) < 0) {
+        throw_errno("mknod", quote(to_name));
+    }
+    if (S_ISSOCK(st.st_mode)) return;
+    uid_t uid = opts.owner ? opts.owner->first : st.st_uid;
+    gid_t gid = opts.owner ? opts.owner->second : st.st_gid;
+    if (::fchownat(to.get(), to_name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("chown", quote(to_name));
+    if (!S_ISLNK(st.st_mode) && ::fchmodat(to.get(), to_name.c_str(), st.st_mode & 07777, 0) < 0)
+        throw_errno("chmod", quote(to_name));
+    timespec times[2] = {st.st_atim, st.st_mtim};
+    if (::utimensat(to.get(), to_name.c_str(), times, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("set times of", quote(to_name));
+}
+
+void copy_tree(borrowed_fd from, borrowed_fd to, const std::string& where, const copy_options& opts,
+               const std::string& relative) {
+    unique_fd listing(::openat(from.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!listing) throw_errno("open", quote(where));
+    DIR* dir = ::fdopendir(listing.get());
+    if (!dir) throw_errno("read directory", quote(where));
+    listing.release();
+    std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, ::closedir);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(dir)) {
+        std::string name = e->d_name;
+        if (name != "." && name != "..") names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+        std::string rel = relative.empty() ? name : relative + "/" + name;
+        if (opts.skip && opts.skip(rel)) continue;
+        with_context(quote(where + "/" + name), [&] { copy_entry(from, name, to, name, opts); });
+        struct stat st {};
+        if (::fstatat(from.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+            unique_fd src(::openat(from.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            unique_fd dst(::openat(to.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+            if (!src || !dst) throw_errno("open", quote(where + "/" + name));
+            copy_tree(src, dst, where + "/" + name, opts, rel);
+            // Copying into the directory changed its mtime: put the source's back.
+            timespec times[2] = {st.st_atim, st.st_mtim};
+            ::utimensat(to.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW);
+        }
+    }
 }
 
 }  // namespace pieces

@@ -6,6 +6,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <functional>
+#include <optional>
+#include <utility>
+#include <sys/types.h>
 
 #include "core/base/unique_fd.h"
 
@@ -54,6 +58,26 @@ std::string fd_path(borrowed_fd fd);
 
 /// Closes every descriptor except those in `keep` (which need not be sorted).
 void close_fds_except(std::vector<int> keep);
+
+/// How copy_tree copies.
+struct copy_options {
+    /// Owner for everything copied; unset keeps each entry's own.
+    std::optional<std::pair<uid_t, gid_t>> owner;
+    /// Entries (paths relative to the top, "a/b") to leave out, with what is below them.
+    std::function<bool(const std::string& relative)> skip;
+};
+
+/// Copies one entry `name` of directory `from` to `to_name` in directory `to`: a regular file
+/// (contents), a symlink (its text), a device, fifo or an empty directory; keeps mode and
+/// mtime, and the owner unless `opts.owner` says otherwise. Follows no symlink; an existing
+/// non-directory at the target is replaced.
+void copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const std::string& to_name,
+                const copy_options& opts = {});
+
+/// Copies the tree under directory `from` into directory `to` (merging with what is there),
+/// entry by entry as copy_entry does; `where` names `from` in errors.
+void copy_tree(borrowed_fd from, borrowed_fd to, const std::string& where, const copy_options& opts = {},
+               const std::string& relative = "");
 
 /// Removes a directory tree; missing is not an error.
 void remove_all(const std::string& path);

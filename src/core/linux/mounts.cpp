@@ -1,15 +1,12 @@
 #include "core/linux/mounts.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <memory>
 #include <set>
 #include <sstream>
 
@@ -151,56 +148,6 @@ void mount_cgroups(const rootfs_target& t, const spec::mount& m, const mount_opt
     if (o.flags & MS_RDONLY) {
         unique_fd top = open_in_root(t.root, m.destination, O_PATH | O_DIRECTORY);
         set_mount_attr(top, MOUNT_ATTR_RDONLY, 0, false, m.destination);
-    }
-}
-
-// Copies the tree under `from` into `to` (both directories), keeping modes, owners and
-// timestamps; every step is relative to a directory fd and follows no symlink.
-void copy_tree(borrowed_fd from, borrowed_fd to, const std::string& where) {
-    unique_fd listing(::openat(from.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!listing) throw_errno("open", quote(where));
-    DIR* dir = ::fdopendir(listing.get());
-    if (!dir) throw_errno("read directory", quote(where));
-    listing.release();
-    std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, ::closedir);
-    while (dirent* e = ::readdir(dir)) {
-        std::string name = e->d_name;
-        if (name == "." || name == "..") continue;
-        std::string path = where + "/" + name;
-        struct stat st {};
-        if (::fstatat(from.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("stat", quote(path));
-        if (S_ISDIR(st.st_mode)) {
-            if (::mkdirat(to.get(), name.c_str(), st.st_mode & 07777) < 0) throw_errno("mkdir", quote(path));
-            unique_fd src(::openat(from.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-            unique_fd dst(::openat(to.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-            if (!src || !dst) throw_errno("open", quote(path));
-            copy_tree(src, dst, path);
-        } else if (S_ISREG(st.st_mode)) {
-            unique_fd src(::openat(from.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-            if (!src) throw_errno("open", quote(path));
-            unique_fd dst(::openat(to.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777));
-            if (!dst) throw_errno("create", quote(path));
-            for (off_t left = st.st_size; left > 0;) {
-                ssize_t n = ::sendfile(dst.get(), src.get(), nullptr, static_cast<size_t>(left));
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0) throw_errno("copy", quote(path));
-                if (n == 0) break;
-                left -= n;
-            }
-        } else if (S_ISLNK(st.st_mode)) {
-            std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-            ssize_t n = ::readlinkat(from.get(), name.c_str(), target.data(), target.size());
-            if (n < 0) throw_errno("readlink", quote(path));
-            target.resize(static_cast<size_t>(n));
-            if (::symlinkat(target.c_str(), to.get(), name.c_str()) < 0) throw_errno("symlink", quote(path));
-        } else if (::mknodat(to.get(), name.c_str(), st.st_mode, st.st_rdev) < 0) {
-            throw_errno("mknod", quote(path));
-        }
-        if (::fchownat(to.get(), name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("chown", quote(path));
-        if (!S_ISLNK(st.st_mode) && ::fchmodat(to.get(), name.c_str(), st.st_mode & 07777, 0) < 0)
-            throw_errno("chmod", quote(path));
-        timespec times[2] = {st.st_atim, st.st_mtim};
-        if (::utimensat(to.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("set times of", quote(path));
     }
 }
 
