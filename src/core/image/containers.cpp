@@ -1,0 +1,439 @@
+#include "core/image/containers.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/container/lifecycle.h"
+#include "core/image/rootfs.h"
+#include "core/spec/default_spec.h"
+
+namespace pieces::image {
+namespace {
+
+using json = nlohmann::json;
+
+// The capabilities a container gets by default, as Docker gives them.
+const std::vector<std::string> default_caps = {
+    "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",  "CAP_FOWNER",     "CAP_MKNOD",  "CAP_NET_RAW",  "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETFCAP",      "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"};
+
+std::vector<std::string> strings_of(const json& j) {
+    std::vector<std::string> out;
+    if (j.is_array())
+        for (const auto& v : j)
+            if (v.is_string()) out.push_back(v.get<std::string>());
+    return out;
+}
+
+std::string now_rfc3339() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    tm t{};
+    ::gmtime_r(&ts.tv_sec, &t);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t);
+    return buf;
+}
+
+// The lines of a file in the rootfs, resolved inside it; empty when missing.
+std::vector<std::vector<std::string>> colon_records(const std::string& rootfs, const char* path) {
+    std::vector<std::vector<std::string>> out;
+    unique_fd root = open_path(rootfs, O_PATH | O_DIRECTORY);
+    int fd = try_open_in_root(root, path, O_RDONLY);
+    if (fd < 0) return out;
+    unique_fd file(fd);
+    std::string text = read_file(fd_path(file));
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<std::string> fields;
+        std::istringstream parts(line);
+        std::string f;
+        while (std::getline(parts, f, ':')) fields.push_back(f);
+        out.push_back(fields);
+    }
+    return out;
+}
+
+bool all_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
+
+// "user[:group]" by name or number, as the image's /etc/passwd and /etc/group say.
+json resolve_user(const std::string& spec_text, const std::string& rootfs) {
+    if (spec_text.empty()) return {{"uid", 0}, {"gid", 0}};
+    std::string user = spec_text.substr(0, spec_text.find(':'));
+    std::string group = spec_text.find(':') == std::string::npos ? "" : spec_text.substr(spec_text.find(':') + 1);
+    auto passwd = colon_records(rootfs, "/etc/passwd");
+    auto groups = colon_records(rootfs, "/etc/group");
+    unsigned long uid = 0, gid = 0;
+    std::string name;
+    bool found = false;
+    for (const auto& p : passwd) {
+        if (p.size() < 4 || !all_digits(p[2]) || !all_digits(p[3])) continue;
+        if (p[0] == user || (all_digits(user) && p[2] == user)) {
+            name = p[0];
+            uid = std::stoul(p[2]);
+            gid = std::stoul(p[3]);
+            found = true;
+            break;
+        }
+    }
+    if (!found) {
+        if (!all_digits(user)) throw error("user " + quote(user) + ": not in the image's /etc/passwd");
+        uid = std::stoul(user);
+    }
+    if (!group.empty()) {
+        bool group_found = false;
+        for (const auto& g : groups) {
+            if (g.size() >= 3 && all_digits(g[2]) && (g[0] == group || g[2] == group)) {
+                gid = std::stoul(g[2]);
+                group_found = true;
+                break;
+            }
+        }
+        if (!group_found) {
+            if (!all_digits(group)) throw error("group " + quote(group) + ": not in the image's /etc/group");
+            gid = std::stoul(group);
+        }
+    }
+    json extra = json::array();
+    if (!name.empty()) {
+        for (const auto& g : groups) {
+            if (g.size() < 4 || !all_digits(g[2])) continue;
+            std::istringstream members(g[3]);
+            std::string m;
+            while (std::getline(members, m, ','))
+                if (m == name && std::stoul(g[2]) != gid) extra.push_back(std::stoul(g[2]));
+        }
+    }
+    json u = {{"uid", uid}, {"gid", gid}};
+    if (!extra.empty()) u["additionalGids"] = extra;
+    return u;
+}
+
+std::string random_id() {
+    unsigned char bytes[32];
+    if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) throw_errno("getrandom");
+    return sha256_of(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes)).hex();
+}
+
+std::string record_path(const std::string& store_root, const std::string& id) {
+    return containers_dir(store_root) + "/" + id + "/record.json";
+}
+
+json read_record(const std::string& store_root, const std::string& id) {
+    json j = json::parse(read_file(record_path(store_root, id)), nullptr, false);
+    if (j.is_discarded()) throw error("container " + id + ": record.json is not JSON");
+    return j;
+}
+
+void write_record(const std::string& store_root, const json& record) {
+    write_file_atomic(record_path(store_root, record.at("id").get<std::string>()), record.dump(), 0644);
+}
+
+// The runtime's status, or "exited" when it no longer knows the container.
+std::string runtime_status(const std::string& store_root, const std::string& id, pid_t* pid) {
+    try {
+        json st = container::state(state_root(store_root), id);
+        if (pid) *pid = st.value("pid", 0);
+        return st.value("status", "unknown");
+    } catch (const error&) {
+        return "exited";
+    }
+}
+
+// After the container's end: the record gets the exit status, the rootfs is unmounted, and
+// with --rm everything goes.
+void finish(const std::string& store_root, const std::string& id, int code, bool remove) {
+    std::string dir = containers_dir(store_root) + "/" + id;
+    try {
+        json record = read_record(store_root, id);
+        record["exitCode"] = code;
+        record["finished"] = now_rfc3339();
+        write_record(store_root, record);
+    } catch (const error&) {
+    }
+    unmount_image(dir);
+    if (remove) remove_all(dir);
+}
+
+std::string shell_join(const std::vector<std::string>& args) {
+    std::string out;
+    for (const auto& a : args) out += (out.empty() ? "" : " ") + a;
+    return out;
+}
+
+}  // namespace
+
+volume volume::parse(const std::string& text) {
+    volume v;
+    std::vector<std::string> parts;
+    std::istringstream ss(text);
+    std::string p;
+    while (std::getline(ss, p, ':')) parts.push_back(p);
+    if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
+        throw error("-v " + quote(text) + ": expected SRC:DST[:ro]");
+    if (parts[0][0] != '/') throw error("-v " + quote(text) + ": the source must be an absolute host path");
+    if (parts[1][0] != '/') throw error("-v " + quote(text) + ": the destination must be an absolute path");
+    if (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw") throw error("-v " + quote(text) + ": the mode is ro or rw");
+    struct stat st {};
+    if (::stat(parts[0].c_str(), &st) < 0) throw_errno("-v", quote(parts[0]));
+    v.source = parts[0];
+    v.destination = parts[1];
+    v.read_only = parts.size() == 3 && parts[2] == "ro";
+    return v;
+}
+
+std::string containers_dir(const std::string& store_root) { return store_root + "/containers"; }
+std::string state_root(const std::string& store_root) { return store_root + "/state"; }
+
+std::vector<std::string> command_line(const json& runtime, const run_request& r) {
+    std::vector<std::string> args = r.entrypoint ? *r.entrypoint : strings_of(runtime.value("Entrypoint", json()));
+    std::vector<std::string> cmd = !r.cmd.empty() ? r.cmd : (r.entrypoint ? std::vector<std::string>{} : strings_of(runtime.value("Cmd", json())));
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    return args;
+}
+
+json bundle_config(const image& img, const run_request& r, const std::string& rootfs, const std::string& id) {
+    json runtime = img.runtime();
+    json cfg = spec::default_config(false);
+    json& p = cfg["process"];
+    std::vector<std::string> args = command_line(runtime, r);
+    if (args.empty()) throw error("no command: the image has neither Entrypoint nor Cmd; give one after the image name");
+    p["args"] = args;
+    p["terminal"] = r.tty;
+    std::vector<std::string> env = strings_of(runtime.value("Env", json()));
+    auto set_env = [&](const std::string& kv) {
+        std::string key = kv.substr(0, kv.find('='));
+        std::erase_if(env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });
+        env.push_back(kv);
+    };
+    if (std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }))
+        env.insert(env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    std::string hostname = r.hostname.empty() ? id.substr(0, 12) : r.hostname;
+    set_env("HOSTNAME=" + hostname);
+    if (r.tty) set_env("TERM=xterm");
+    for (const std::string& e : r.env) {
+        if (e.find('=') != std::string::npos) set_env(e);
+        else if (const char* v = std::getenv(e.c_str())) set_env(e + "=" + v);
+    }
+    p["env"] = env;
+    std::string cwd = !r.workdir.empty() ? r.workdir : runtime.value("WorkingDir", std::string());
+    p["cwd"] = cwd.empty() ? "/" : cwd;
+    p["user"] = resolve_user(!r.user.empty() ? r.user : runtime.value("User", std::string()), rootfs);
+    p["capabilities"] = {{"bounding", default_caps}, {"effective", default_caps}, {"permitted", default_caps}};
+    p["noNewPrivileges"] = false;
+    cfg["root"] = {{"path", rootfs}, {"readonly", r.read_only}};
+    cfg["hostname"] = hostname;
+    for (const auto& v : r.volumes) {
+        json opts = {"rbind", "rprivate"};
+        if (v.read_only) opts.push_back("ro");
+        cfg["mounts"].push_back({{"destination", v.destination}, {"type", "bind"}, {"source", v.source}, {"options", opts}});
+    }
+    json& ns = cfg["linux"]["namespaces"];
+    if (r.host_network) {
+        json kept = json::array();
+        for (const auto& n : ns)
+            if (n.value("type", "") != "network") kept.push_back(n);
+        ns = kept;
+    }
+    cfg["linux"]["cgroupsPath"] = "/pieces/" + id;
+    cfg["annotations"] = {{"org.pieces.image", r.image}};
+    return cfg;
+}
+
+int run_container(const std::string& store_root, const run_request& r, std::string* id_out) {
+    std::string id = random_id();
+    std::string dir = containers_dir(store_root) + "/" + id;
+    json record;
+    {
+        store s = store::open(store_root, true);
+        std::optional<digest> manifest = s.resolve(r.image);
+        if (!manifest) throw error("image " + quote(r.image) + " is not in the store (pieces images lists what is)");
+        image img = load(s, *manifest);
+        ensure_unpacked(s, img);
+        std::string name = r.name.empty() ? "pieces-" + id.substr(0, 8) : r.name;
+        for (const auto& c : list_containers(store_root))
+            if (c.name == name) throw error("the name " + quote(name) + " is taken by container " + c.id.substr(0, 12));
+        std::filesystem::create_directories(containers_dir(store_root));
+        if (::mkdir(dir.c_str(), 0700) < 0) throw_errno("mkdir", quote(dir));
+        try {
+            std::string rootfs = mount_image(s, img, dir);
+            json cfg = bundle_config(img, r, rootfs, id);
+            write_file_atomic(dir + "/config.json", cfg.dump(2), 0600);
+            record = {{"id", id}, {"name", name}, {"image", r.image}, {"imageId", manifest->str()},
+                      {"command", shell_join(cfg["process"]["args"].get<std::vector<std::string>>())},
+                      {"created", now_rfc3339()}, {"detached", r.detach}, {"remove", r.remove}};
+            write_record(store_root, record);
+        } catch (...) {
+            unmount_image(dir);
+            remove_all(dir);
+            throw;
+        }
+    }
+    if (id_out) *id_out = id;
+    container::create_options copts;
+    copts.root = state_root(store_root);
+    copts.id = id;
+    copts.bundle = dir;
+    container::run_options ropts;
+    if (!r.detach) {
+        int code = 0;
+        try {
+            code = container::run(copts, ropts);
+        } catch (...) {
+            finish(store_root, id, 127, true);
+            throw;
+        }
+        finish(store_root, id, code, r.remove);
+        return code;
+    }
+    // Detached: a monitor process of its own session runs the container with its output going
+    // to the log, waits for it, and records how it ended. We return once it runs.
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) < 0) throw_errno("pipe");
+    unique_fd report_read(report[0]), report_write(report[1]);
+    pid_t monitor = ::fork();
+    if (monitor < 0) throw_errno("fork");
+    if (monitor == 0) {
+        report_read.reset();
+        int code = 127;
+        try {
+            ::setsid();
+            unique_fd in = open_path("/dev/null", O_RDONLY);
+            unique_fd log = open_path(dir + "/log", O_WRONLY | O_CREAT | O_APPEND, 0640);
+            ::dup2(in.get(), 0);
+            ::dup2(log.get(), 1);
+            ::dup2(log.get(), 2);
+            code = container::run(copts, ropts);
+        } catch (const std::exception& e) {
+            std::string what = e.what();
+            ssize_t n = ::write(report_write.get(), what.data(), what.size());
+            (void)n;
+            finish(store_root, id, 127, true);
+            ::_exit(127);
+        }
+        finish(store_root, id, code, r.remove);
+        ::_exit(0);
+    }
+    report_write.reset();
+    // Running, or the monitor told us why not.
+    for (;;) {
+        int status = 0;
+        if (::waitpid(monitor, &status, WNOHANG) == monitor) {
+            std::string why;
+            char buf[4096];
+            for (ssize_t n; (n = ::read(report_read.get(), buf, sizeof buf)) > 0;) why.append(buf, static_cast<size_t>(n));
+            if (!why.empty()) throw error(why);
+            return 0;  // it ran and ended already
+        }
+        pid_t pid = 0;
+        std::string st = runtime_status(store_root, id, &pid);
+        if (st == "running" || st == "stopped") return 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+}
+
+std::vector<container_info> list_containers(const std::string& store_root) {
+    std::vector<container_info> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(containers_dir(store_root), ec)) {
+        std::string id = entry.path().filename();
+        json rec;
+        try {
+            rec = read_record(store_root, id);
+        } catch (const error&) {
+            continue;  // being made or removed
+        }
+        container_info c;
+        c.id = id;
+        c.name = rec.value("name", "");
+        c.image = rec.value("image", "");
+        c.command = rec.value("command", "");
+        c.created = rec.value("created", "");
+        c.exit_code = rec.value("exitCode", -1);
+        c.status = runtime_status(store_root, id, &c.pid);
+        if (c.status == "exited" || c.status == "stopped") {
+            c.status = c.exit_code >= 0 ? "exited (" + std::to_string(c.exit_code) + ")" : "exited";
+            c.pid = 0;
+        }
+        out.push_back(c);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.created > b.created; });
+    return out;
+}
+
+container_info find_container(const std::string& store_root, const std::string& ref) {
+    std::optional<container_info> found;
+    for (const auto& c : list_containers(store_root)) {
+        if (c.name == ref || c.id == ref) return c;
+        if (ref.size() >= 4 && c.id.rfind(ref, 0) == 0) {
+            if (found) throw error("container " + quote(ref) + " is ambiguous");
+            found = c;
+        }
+    }
+    if (!found) throw error("no container " + quote(ref) + " (pieces ps -a lists them)");
+    return *found;
+}
+
+void stop_container(const std::string& store_root, const std::string& ref, int timeout) {
+    container_info c = find_container(store_root, ref);
+    std::string root = state_root(store_root);
+    auto running = [&] {
+        std::string st = runtime_status(store_root, c.id, nullptr);
+        return st == "running" || st == "paused" || st == "created";
+    };
+    if (!running()) return;
+    container::kill(root, c.id, SIGTERM, false);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
+    while (running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (running()) {
+        container::kill(root, c.id, SIGKILL, true);
+        while (running()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+void remove_container(const std::string& store_root, const std::string& ref, bool force) {
+    container_info c = find_container(store_root, ref);
+    std::string st = runtime_status(store_root, c.id, nullptr);
+    bool live = st == "running" || st == "paused" || st == "created";
+    if (live && !force) throw error("container " + quote(ref) + " is " + st + ": stop it first, or remove it with -f");
+    std::string root = state_root(store_root);
+    if (st != "exited") container::remove(root, c.id, true);
+    std::string dir = containers_dir(store_root) + "/" + c.id;
+    unmount_image(dir);
+    remove_all(dir);
+}
+
+std::string log_path(const std::string& store_root, const std::string& ref) {
+    container_info c = find_container(store_root, ref);
+    return containers_dir(store_root) + "/" + c.id + "/log";
+}
+
+std::vector<std::string> images_in_use(const std::string& store_root) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(containers_dir(store_root), ec)) {
+        try {
+            out.push_back(read_record(store_root, entry.path().filename()).value("imageId", ""));
+        } catch (const error&) {
+        }
+    }
+    return out;
+}
+
+}  // namespace pieces::image
