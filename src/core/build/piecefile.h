@@ -18,6 +18,7 @@ struct instruction {
     std::vector<std::pair<std::string, std::string>> flags;  ///< leading --name=value flags, name without "--" (COPY --chown=1:1, --from ..., FROM --platform=...); a bare boolean flag (--link) has value "true"
     std::string text;                          ///< the instruction as written, continuations joined (for cache keys and messages)
     int line = 0;                              ///< line number where it starts (1-based)
+    char escape = '\\';                        ///< the file's escape character (`# escape=`), for split_words/expand
 };
 
 /// A parsed Piecefile.
@@ -41,11 +42,12 @@ piecefile parse_piecefile(std::string_view text, const std::string& path);
 /// Docker does. Key and value are returned AS WRITTEN, quotes still in place (`"a b"`): pass
 /// each through expand(), which removes the quotes and substitutes variables (or use the
 /// overload below). ARG without a default gives an empty value; "ENV k v w" gives {k, "v w"}.
-std::vector<std::pair<std::string, std::string>> parse_key_values(const instruction& ins, char escape = '\\');
+/// Uses the instruction's escape character. Throws `error` ("ENV expects name=value ...").
+std::vector<std::pair<std::string, std::string>> parse_key_values(const instruction& ins);
 
 /// parse_key_values, then expand() on each key and value with `vars`: the final pairs.
-std::vector<std::pair<std::string, std::string>> parse_key_values(
-    const instruction& ins, const std::map<std::string, std::string>& vars, char escape = '\\');
+std::vector<std::pair<std::string, std::string>> parse_key_values(const instruction& ins,
+                                                                  const std::map<std::string, std::string>& vars);
 
 /// Expands $VAR, ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:+alt}, ${VAR+alt}, ${VAR:?msg}
 /// and \$ in `word` from `vars` (unset -> empty), as Docker does for ENV, WORKDIR, COPY, ADD,
