@@ -39,15 +39,6 @@ std::vector<std::string> strings_of(const json& j) {
     return out;
 }
 
-std::string now_rfc3339() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    tm t{};
-    ::gmtime_r(&ts.tv_sec, &t);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t);
-    return buf;
-}
 
 // The lines of a file in the rootfs, resolved inside it; empty when missing.
 std::vector<std::vector<std::string>> colon_records(const std::string& rootfs, const char* path) {

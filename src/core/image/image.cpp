@@ -1,6 +1,9 @@
 #include "core/image/image.h"
 
 #include <sys/utsname.h>
+#include <time.h>
+
+#include <ctime>
 
 #include "core/base/error.h"
 
@@ -49,6 +52,16 @@ image load(const store& s, const digest& manifest) {
         }
         return img;
     });
+}
+
+std::string now_rfc3339() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    tm t{};
+    ::gmtime_r(&ts.tv_sec, &t);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t);
+    return buf;
 }
 
 std::string oci_architecture() {

@@ -56,6 +56,9 @@ nlohmann::json empty_config();
 /// The layer blobs must be in the store already.
 image commit(store& s, nlohmann::json config, const std::vector<layer>& layers);
 
+/// The time now as RFC 3339 UTC ("2026-11-23T18:04:38Z"), for "created" fields.
+std::string now_rfc3339();
+
 /// This machine's architecture in OCI terms (amd64, arm64, ...).
 std::string oci_architecture();
 

@@ -1,0 +1,122 @@
+// Image commands: images, rmi, tag, inspect.
+#include <cstdio>
+#include <ctime>
+
+#include <algorithm>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/image/containers.h"
+#include "core/image/image.h"
+#include "core/image/store.h"
+#include "pieces/commands.h"
+
+namespace pieces_cli {
+namespace {
+
+std::string human_size(int64_t bytes) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+// "name:tag" -> {"name", "tag"} (the tag after the last colon past the last slash).
+std::pair<std::string, std::string> split_tag(const std::string& name) {
+    size_t slash = name.rfind('/');
+    size_t colon = name.rfind(':');
+    if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) return {name, ""};
+    return {name.substr(0, colon), name.substr(colon + 1)};
+}
+
+}  // namespace
+
+command add_images(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("images", "list the images in the store");
+    auto quiet = std::make_shared<bool>(false);
+    sub->add_flag("-q,--quiet", *quiet, "ids only");
+    return {sub, [quiet, &ctx] {
+                pieces::image::store s = pieces::image::store::open(ctx.root, false);
+                auto names = s.names();
+                std::sort(names.begin(), names.end());
+                if (!*quiet) std::printf("%-32s  %-12s  %-12s  %-20s  %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+                for (const auto& [name, manifest] : names) {
+                    if (*quiet) {
+                        std::printf("%s\n", manifest.hex().substr(0, 12).c_str());
+                        continue;
+                    }
+                    pieces::image::image img = pieces::image::load(s, manifest);
+                    auto [repo, tag] = split_tag(name);
+                    std::string created = img.config.value("created", std::string("-"));
+                    std::printf("%-32s  %-12s  %-12s  %-20s  %s\n", repo.c_str(), tag.c_str(), manifest.hex().substr(0, 12).c_str(),
+                                created.substr(0, 19).c_str(), human_size(img.size()).c_str());
+                }
+            }};
+}
+
+command add_rmi(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("rmi", "remove image names (the content goes with the last name)");
+    auto names = std::make_shared<std::vector<std::string>>();
+    auto force = std::make_shared<bool>(false);
+    sub->add_flag("-f,--force", *force, "remove even when a container uses the image");
+    sub->add_option("image", *names, "image names or ids")->required();
+    return {sub, [names, force, &ctx] {
+                std::vector<std::string> in_use = pieces::image::images_in_use(ctx.root);
+                pieces::image::store s = pieces::image::store::open(ctx.root, true);
+                for (const auto& n : *names) {
+                    std::optional<pieces::image::digest> d = s.resolve(n);
+                    if (!d) throw pieces::error("no image " + pieces::quote(n) + " in the store");
+                    if (!*force && std::find(in_use.begin(), in_use.end(), d->str()) != in_use.end())
+                        throw pieces::error("image " + pieces::quote(n) + " is used by a container (remove it first, or use -f)");
+                    // By name: that name. By id: every name of the image.
+                    bool by_name = false;
+                    for (const auto& [name, manifest] : s.names())
+                        if (manifest == *d && (name == n || name == pieces::image::normalize_name(n))) by_name = true;
+                    for (const auto& [name, manifest] : s.names()) {
+                        if (manifest != *d) continue;
+                        if (by_name && name != pieces::image::normalize_name(n)) continue;
+                        s.untag(name);
+                        std::printf("Untagged: %s\n", name.c_str());
+                    }
+                }
+            }};
+}
+
+command add_tag(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("tag", "give an image another name");
+    auto source = std::make_shared<std::string>();
+    auto target = std::make_shared<std::string>();
+    sub->add_option("source", *source, "image name or id")->required();
+    sub->add_option("target", *target, "new name[:tag]")->required();
+    return {sub, [source, target, &ctx] {
+                pieces::image::store s = pieces::image::store::open(ctx.root, true);
+                std::optional<pieces::image::digest> d = s.resolve(*source);
+                if (!d) throw pieces::error("no image " + pieces::quote(*source) + " in the store");
+                s.tag(*target, *d, pieces::image::media_manifest, static_cast<int64_t>(s.read_blob(*d).size()));
+            }};
+}
+
+command add_inspect(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("inspect", "an image's manifest and config as JSON");
+    auto name = std::make_shared<std::string>();
+    sub->add_option("image", *name, "image name or id")->required();
+    return {sub, [name, &ctx] {
+                pieces::image::store s = pieces::image::store::open(ctx.root, false);
+                std::optional<pieces::image::digest> d = s.resolve(*name);
+                if (!d) throw pieces::error("no image " + pieces::quote(*name) + " in the store");
+                pieces::image::image img = pieces::image::load(s, *d);
+                nlohmann::json names = nlohmann::json::array();
+                for (const auto& [n, m] : s.names())
+                    if (m == *d) names.push_back(n);
+                nlohmann::json out = {{"Id", d->str()}, {"Names", names}, {"Manifest", img.manifest}, {"Config", img.config}};
+                std::printf("%s\n", out.dump(2).c_str());
+            }};
+}
+
+}  // namespace pieces_cli
