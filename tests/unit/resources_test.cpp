@@ -124,3 +124,102 @@ TEST(ResourcesV2, AppliedToACgroup2DirectoryLayout) {
     EXPECT_THROW(cgroup::apply_v2(dir, cgroup::v2_settings(json{{"blockIO", {{"weight", 100}}}})), error);
     std::filesystem::remove_all(dir);
 }
+
+TEST(ResourcesRdma, RdmaMaxLinesOnV1AndV2) {
+    json r{{"rdma", {{"mlx5_0", {{"hcaHandles", 3}, {"hcaObjects", 100}}}, {"mlx4_1", {{"hcaObjects", 7}}}, {"idle", json::object()}}}};
+    auto expected = std::vector<std::string>{"rdma.max=mlx4_1 hca_object=7", "rdma.max=mlx5_0 hca_handle=3 hca_object=100"};
+    EXPECT_EQ(lines(cgroup::v1_settings(r)), expected);
+    auto v2 = cgroup::v2_settings(r);
+    EXPECT_EQ(lines(v2), expected);
+    EXPECT_EQ(v2[0].controller, "rdma");
+    EXPECT_TRUE(v2[0].required);  // a missing rdma controller is an error, not a skip
+    EXPECT_THROW(cgroup::v1_settings(json{{"rdma", {{"mlx5_0", {{"hcaHandles", -1}}}}}}), error);
+    EXPECT_THROW(cgroup::v1_settings(json{{"rdma", json::array()}}), error);
+}
+
+TEST(ResourcesMemory, CheckBeforeUpdateMarksTheLimit) {
+    auto marked = [](const std::vector<cgroup::setting>& s) {
+        std::vector<std::string> out;
+        for (const auto& x : s)
+            if (x.check_usage) out.push_back(x.file);
+        return out;
+    };
+    json checked{{"memory", {{"limit", 1 << 20}, {"swap", 2 << 20}, {"checkBeforeUpdate", true}}}};
+    EXPECT_EQ(marked(cgroup::v1_settings(checked)), std::vector<std::string>{"memory.limit_in_bytes"});
+    EXPECT_EQ(marked(cgroup::v2_settings(checked)), std::vector<std::string>{"memory.max"});
+    EXPECT_TRUE(marked(cgroup::v1_settings(json{{"memory", {{"limit", 1 << 20}}}})).empty());
+    EXPECT_TRUE(marked(cgroup::v2_settings(json{{"memory", {{"limit", -1}, {"checkBeforeUpdate", true}}}})).empty());
+    EXPECT_THROW(cgroup::v1_settings(json{{"memory", {{"checkBeforeUpdate", "yes"}}}}), error);
+    EXPECT_EQ(cgroup::memory_usage_refusal(100, 150, 200), "unable to set memory limit to 100 (current usage: 150, peak usage: 200)");
+    EXPECT_EQ(cgroup::memory_usage_refusal(150, 150, 150), "unable to set memory limit to 150 (current usage: 150, peak usage: 150)");
+    EXPECT_EQ(cgroup::memory_usage_refusal(151, 150, 300), "");
+}
+
+namespace {
+
+// A stand-in for a cgroup2 mount with one container directory "c" below it: plain files.
+struct fake_cgroup2 {
+    std::string mount;
+    std::string dir;
+    cgroup::group group;
+    explicit fake_cgroup2(const std::string& controllers) {
+        char tmpl[] = "/tmp/pieces-cg2-XXXXXX";
+        mount = ::mkdtemp(tmpl);
+        dir = mount + "/c";
+        std::filesystem::create_directory(dir);
+        write_file(mount + "/cgroup.controllers", controllers, O_CREAT);
+        write_file(mount + "/cgroup.subtree_control", "", O_CREAT);
+        cgroup::hierarchy h;
+        h.mount_point = mount;
+        h.root = "/";
+        h.unified = true;
+        group = cgroup::group({dir}, {h});
+    }
+    ~fake_cgroup2() { std::filesystem::remove_all(mount); }
+};
+
+}  // namespace
+
+TEST(CgroupGroup, CheckBeforeUpdateRefusesALimitBelowUsageAndWritesNothing) {
+    fake_cgroup2 cg("memory pids");
+    write_file(cg.dir + "/memory.current", "5000\n", O_CREAT);
+    write_file(cg.dir + "/memory.peak", "9000\n", O_CREAT);
+    write_file(cg.dir + "/memory.max", "max", O_CREAT);
+    write_file(cg.dir + "/pids.max", "0", O_CREAT);  // plain files: a write overwrites, never truncates
+    auto request = [](int64_t limit) {
+        return json{{"pids", {{"limit", 5}}}, {"memory", {{"limit", limit}, {"checkBeforeUpdate", true}}}};
+    };
+    try {
+        cg.group.apply(cg.group.settings(request(4096)));
+        FAIL() << "a limit below usage was accepted";
+    } catch (const error& e) {
+        EXPECT_STREQ(e.what(), "unable to set memory limit to 4096 (current usage: 5000, peak usage: 9000)");
+    }
+    EXPECT_EQ(read_file(cg.dir + "/memory.max"), "max");
+    EXPECT_EQ(read_file(cg.dir + "/pids.max"), "0");  // refused before any write
+    cg.group.apply(cg.group.settings(request(8192)));
+    EXPECT_EQ(read_file(cg.dir + "/memory.max"), "8192");
+    EXPECT_EQ(read_file(cg.dir + "/pids.max"), "5");
+}
+
+TEST(CgroupGroup, RdmaNeedsTheController) {
+    json r{{"rdma", {{"mlx5_0", {{"hcaHandles", 2}}}}}};
+    fake_cgroup2 without("memory pids");
+    try {
+        without.group.settings(r);
+        FAIL() << "rdma limits accepted without an rdma controller";
+    } catch (const error& e) {
+        EXPECT_STREQ(e.what(), "linux.resources.rdma: this host has no rdma cgroup controller (see /proc/cgroups)");
+    }
+    fake_cgroup2 with("memory rdma");
+    auto s = with.group.settings(r);
+    write_file(with.dir + "/rdma.max", "", O_CREAT);
+    with.group.apply(s);
+    EXPECT_EQ(read_file(with.dir + "/rdma.max"), "mlx5_0 hca_handle=2");
+    EXPECT_EQ(read_file(with.mount + "/cgroup.subtree_control"), "+rdma");
+    // On a v1 layout the rdma hierarchy must be mounted.
+    cgroup::hierarchy memory_only{"/sys/fs/cgroup/memory", "/", false, {"rw", "memory"}};
+    EXPECT_THROW(cgroup::settings_for_layout(r, {memory_only}), error);
+    cgroup::hierarchy rdma{"/sys/fs/cgroup/rdma", "/", false, {"rw", "rdma"}};
+    EXPECT_EQ(lines(cgroup::settings_for_layout(r, {memory_only, rdma})), std::vector<std::string>{"rdma.max=mlx5_0 hca_handle=2"});
+}

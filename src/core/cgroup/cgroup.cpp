@@ -13,6 +13,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/log.h"
 #include "core/base/procfs.h"
 
 namespace pieces::cgroup {
@@ -38,19 +39,28 @@ std::string normalize(const std::string& path) {
     return out;
 }
 
-// The caller's cgroup in the hierarchy mounted as `m`.
-std::string caller_cgroup(const procfs::mount_info& m, const std::vector<procfs::cgroup_membership>& mine) {
+// The caller's cgroup in hierarchy `h`.
+std::string caller_cgroup(const hierarchy& h, const std::vector<procfs::cgroup_membership>& mine) {
     for (const auto& c : mine) {
-        if (m.fstype == "cgroup2") {
+        if (h.unified) {
             if (c.hierarchy == 0) return c.path;
             continue;
         }
         std::istringstream ss(c.controllers);
         std::string ctl;
         while (std::getline(ss, ctl, ','))
-            if (!ctl.empty() && ("," + m.super_options + ",").find("," + ctl + ",") != std::string::npos) return c.path;
+            for (const auto& option : h.controllers)
+                if (!ctl.empty() && option == ctl) return c.path;
     }
     return "/";
+}
+
+// The first number in a file, or nullopt when it is missing or holds none.
+std::optional<uint64_t> read_number(const std::string& path) {
+    std::ifstream in(path);
+    uint64_t n = 0;
+    if (in >> n) return n;
+    return std::nullopt;
 }
 
 bool is_cpuset(const std::string& dir) { return ::access((dir + "/cpuset.cpus").c_str(), F_OK) == 0; }
@@ -112,44 +122,113 @@ group group::for_container(const std::optional<std::string>& cgroups_path, const
     return for_container_path(effective, id);
 }
 
-group group::for_container_path(const std::optional<std::string>& cgroups_path, const std::string& id) {
-    std::vector<std::string> dirs;
-    auto mine = procfs::cgroups();
+std::vector<hierarchy> mounted_hierarchies() {
+    std::vector<hierarchy> out;
     std::set<std::string> seen;
     for (const auto& m : procfs::mountinfo()) {
         if (m.fstype != "cgroup" && m.fstype != "cgroup2") continue;
         if (!seen.insert(m.mount_point).second) continue;
+        hierarchy h{m.mount_point, m.root, m.fstype == "cgroup2", {}};
+        if (!h.unified) {
+            std::istringstream ss(m.super_options);
+            std::string option;
+            while (std::getline(ss, option, ','))
+                if (!option.empty()) h.controllers.push_back(option);
+        }
+        out.push_back(std::move(h));
+    }
+    return out;
+}
+
+group group::for_container_path(const std::optional<std::string>& cgroups_path, const std::string& id) {
+    std::vector<std::string> dirs;
+    auto mine = procfs::cgroups();
+    std::vector<hierarchy> layout = mounted_hierarchies();
+    for (const auto& h : layout) {
         std::string rel;
         if (cgroups_path && !cgroups_path->empty() && (*cgroups_path)[0] == '/') {
             rel = *cgroups_path;
         } else {
-            rel = caller_cgroup(m, mine) + "/" + (cgroups_path && !cgroups_path->empty() ? *cgroups_path : id);
+            rel = caller_cgroup(h, mine) + "/" + (cgroups_path && !cgroups_path->empty() ? *cgroups_path : id);
         }
-        // The mount may show only part of the hierarchy (m.root); paths are relative to that.
-        if (m.root != "/" && rel.rfind(m.root, 0) == 0) rel = rel.substr(m.root.size());
-        dirs.push_back(m.mount_point + normalize(rel));
+        // The mount may show only part of the hierarchy (h.root); paths are relative to that.
+        if (h.root != "/" && rel.rfind(h.root, 0) == 0) rel = rel.substr(h.root.size());
+        dirs.push_back(h.mount_point + normalize(rel));
     }
-    return group(std::move(dirs));
+    return group(std::move(dirs), std::move(layout));
+}
+
+const std::vector<hierarchy>& group::layout() const {
+    if (!layout_) layout_ = mounted_hierarchies();
+    return *layout_;
 }
 
 std::map<std::string, std::string> group::v1_dirs() const {
     std::map<std::string, std::string> out;
-    for (const auto& m : procfs::mountinfo()) {
-        if (m.fstype != "cgroup") continue;
+    for (const auto& h : layout()) {
+        if (h.unified) continue;
         for (const auto& dir : dirs_) {
-            if (dir.rfind(m.mount_point + "/", 0) != 0) continue;
-            std::istringstream ss(m.super_options);
-            std::string option;
-            while (std::getline(ss, option, ',')) out[option] = dir;
+            if (dir.rfind(h.mount_point + "/", 0) != 0) continue;
+            for (const auto& option : h.controllers) out[option] = dir;
         }
     }
     return out;
 }
 
+std::string group::v2_dir() const {
+    for (const auto& h : layout()) {
+        if (!h.unified) continue;
+        for (const auto& dir : dirs_)
+            if (dir.rfind(h.mount_point + "/", 0) == 0) return dir;
+    }
+    return "";
+}
+
+namespace {
+
+bool has_v1(const std::vector<hierarchy>& layout) {
+    for (const auto& h : layout)
+        if (!h.unified) return true;
+    return false;
+}
+
+// True when the host offers `controller` where the settings go: a v1 hierarchy of it on v1 and
+// hybrid hosts, the root's cgroup.controllers on a pure cgroup2 host.
+bool host_offers(const std::vector<hierarchy>& layout, const std::string& controller) {
+    bool v1 = has_v1(layout);
+    for (const auto& h : layout) {
+        if (h.unified != !v1) continue;
+        if (!h.unified) {
+            for (const auto& option : h.controllers)
+                if (option == controller) return true;
+            continue;
+        }
+        std::istringstream available(read_file(h.mount_point + "/cgroup.controllers"));
+        std::string name;
+        while (available >> name)
+            if (name == controller) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 std::vector<setting> settings_for_host(const nlohmann::json& resources) {
-    for (const auto& m : procfs::mountinfo())
-        if (m.fstype == "cgroup") return v1_settings(resources);
-    return v2_settings(resources);
+    return settings_for_layout(resources, mounted_hierarchies());
+}
+
+std::vector<setting> settings_for_layout(const nlohmann::json& resources, const std::vector<hierarchy>& layout) {
+    std::vector<setting> out = has_v1(layout) ? v1_settings(resources) : v2_settings(resources);
+    // Refused up front, before a cgroup or a process exists.
+    for (const setting& s : out)
+        if (s.required && !host_offers(layout, s.controller))
+            throw error("linux.resources." + s.controller + ": this host has no " + s.controller +
+                        " cgroup controller (see /proc/cgroups)");
+    return out;
+}
+
+std::vector<setting> group::settings(const nlohmann::json& resources) const {
+    return settings_for_layout(resources, layout());
 }
 
 namespace {
@@ -177,16 +256,32 @@ void enable_v2_controllers(const std::string& mount_point, const std::string& di
 
 }  // namespace
 
+void group::check_usage(const std::vector<setting>& resources) const {
+    for (const setting& s : resources) {
+        if (!s.check_usage) continue;
+        bool v1 = s.file == "memory.limit_in_bytes";
+        std::string dir = v1 ? v1_dirs()["memory"] : v2_dir();
+        if (dir.empty()) continue;
+        auto usage = read_number(dir + (v1 ? "/memory.usage_in_bytes" : "/memory.current"));
+        if (!usage) continue;
+        // memory.peak is younger than memory.current (Linux 5.19): without it, usage stands in.
+        uint64_t peak = read_number(dir + (v1 ? "/memory.max_usage_in_bytes" : "/memory.peak")).value_or(*usage);
+        std::string refusal = memory_usage_refusal(std::stoll(s.value), *usage, peak);
+        if (!refusal.empty()) throw error(refusal);
+    }
+}
+
 void group::apply(const std::vector<setting>& resources) const {
     if (resources.empty()) return;
+    check_usage(resources);
     auto dirs = v1_dirs();
     if (dirs.empty()) {
         // A pure cgroup2 host: one directory holds every controller.
-        for (const auto& m : procfs::mountinfo()) {
-            if (m.fstype != "cgroup2") continue;
+        for (const auto& h : layout()) {
+            if (!h.unified) continue;
             for (const auto& dir : dirs_) {
-                if (dir.rfind(m.mount_point + "/", 0) != 0) continue;
-                enable_v2_controllers(m.mount_point, dir, resources);
+                if (dir.rfind(h.mount_point + "/", 0) != 0) continue;
+                enable_v2_controllers(h.mount_point, dir, resources);
                 apply_v2(dir, resources);
                 return;
             }
@@ -195,8 +290,13 @@ void group::apply(const std::vector<setting>& resources) const {
     }
     for (const setting& s : resources) {
         auto found = dirs.find(s.controller);
-        // A controller this host does not mount is skipped, as the other runtimes do.
-        if (found == dirs.end()) continue;
+        if (found == dirs.end()) {
+            if (s.required)
+                throw error("linux.resources." + s.controller + ": this host has no " + s.controller +
+                            " cgroup controller (see /proc/cgroups)");
+            // A controller this host does not mount is skipped, as the other runtimes do.
+            continue;
+        }
         const std::string* dir = &found->second;
         std::string path = *dir + "/" + s.file;
         if (s.optional && ::access(path.c_str(), F_OK) != 0) continue;
@@ -220,9 +320,9 @@ void group::create_and_join(pid_t pid, const std::vector<setting>& resources) co
         std::filesystem::create_directories(dir, ec);
         if (ec) throw error("create cgroup " + quote(dir) + ": " + ec.message(), ec.value());
         if (is_cpuset(dir)) {
-            for (const auto& m : procfs::mountinfo())
-                if (m.fstype == "cgroup" && dir.rfind(m.mount_point + "/", 0) == 0 && is_cpuset(m.mount_point))
-                    inherit_cpuset(m.mount_point, dir.substr(m.mount_point.size()));
+            for (const auto& h : layout())
+                if (!h.unified && dir.rfind(h.mount_point + "/", 0) == 0 && is_cpuset(h.mount_point))
+                    inherit_cpuset(h.mount_point, dir.substr(h.mount_point.size()));
         }
     }
     // Limits are in place before the process is.
@@ -235,6 +335,21 @@ void group::join(pid_t pid) const {
         with_context("join cgroup " + quote(dir), [&] { write_file(dir + "/cgroup.procs", std::to_string(pid)); });
 }
 
+namespace {
+
+// The processes of the cgroup at `dir` and of every cgroup below it.
+void collect_pids(const std::string& dir, std::vector<pid_t>& out) {
+    std::ifstream in(dir + "/cgroup.procs");
+    pid_t pid;
+    while (in >> pid) out.push_back(pid);
+    std::error_code ec;
+    // A sub-cgroup removed while we look is simply not there any more.
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+        if (entry.is_directory(ec)) collect_pids(entry.path().string(), out);
+}
+
+}  // namespace
+
 std::vector<pid_t> group::pids() const {
     std::vector<pid_t> out;
     if (dirs_.empty()) return out;
@@ -242,9 +357,7 @@ std::vector<pid_t> group::pids() const {
     std::string dir = dirs_.front();
     for (const auto& d : dirs_)
         if (::access((d + "/cgroup.kill").c_str(), F_OK) == 0 || ::access((d + "/cgroup.events").c_str(), F_OK) == 0) dir = d;
-    std::ifstream in(dir + "/cgroup.procs");
-    pid_t pid;
-    while (in >> pid) out.push_back(pid);
+    collect_pids(dir, out);
     return out;
 }
 
@@ -257,7 +370,22 @@ void group::signal_all(int sig) const {
             return;
         }
     }
+    // Elsewhere a process could fork between our reading the pids and the signal: frozen, none can.
+    bool can_freeze = false;
+    for (const auto& dir : dirs_)
+        if (::access((dir + "/freezer.state").c_str(), F_OK) == 0 || ::access((dir + "/cgroup.freeze").c_str(), F_OK) == 0)
+            can_freeze = true;
+    bool was_frozen = can_freeze && frozen();
+    if (can_freeze && !was_frozen) {
+        try {
+            freeze(true);
+        } catch (const error& e) {
+            log::warning("signal every process: " + std::string(e.what()) + "; signalling unfrozen");
+        }
+    }
     for (pid_t pid : pids()) ::kill(pid, sig);
+    // A frozen process does not act on SIGKILL until it is thawed.
+    if (can_freeze && (!was_frozen || sig == SIGKILL)) freeze(false);
 }
 
 namespace {

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <cstdint>
+
 #include "core/base/error.h"
 #include "core/base/fs.h"
 #include "core/cgroup/device_filter.h"
@@ -120,7 +122,48 @@ void device_settings(const json& list, const std::string& where, std::vector<set
     for (const std::string& rule : default_device_allows()) out.push_back({"devices", "devices.allow", rule});
 }
 
+// memory.checkBeforeUpdate: a boolean, false when absent.
+bool check_before_update(const json& m, const std::string& where) {
+    bool check = false;
+    with(m, "checkBeforeUpdate", where, [&](const json& v, const std::string& w) {
+        if (!v.is_boolean()) fail(w, "expected a boolean");
+        check = v.get<bool>();
+    });
+    return check;
+}
+
 }  // namespace
+
+std::vector<setting> rdma_settings(const json& rdma, const std::string& where) {
+    std::vector<setting> out;
+    if (!rdma.is_object()) fail(where, "expected an object of devices");
+    for (const auto& [device, limits] : rdma.items()) {
+        std::string w = where + "." + device;
+        if (device.empty() || device.find_first_of(" \t\n") != std::string::npos) fail(w, "not a device name");
+        if (!limits.is_object()) fail(w, "expected an object");
+        std::string line = device;
+        auto limit = [&](const char* key, const char* knob) {
+            with(limits, key, w, [&](const json& v, const std::string& vw) {
+                int64_t n = integer(v, vw);
+                if (n < 0 || n > UINT32_MAX) fail(vw, "must be between 0 and 4294967295");
+                line += std::string(" ") + knob + "=" + std::to_string(n);
+            });
+        };
+        limit("hcaHandles", "hca_handle");
+        limit("hcaObjects", "hca_object");
+        // A device with neither limit leaves the kernel's default (max) in place.
+        if (line == device) continue;
+        out.push_back({"rdma", "rdma.max", line});
+        out.back().required = true;
+    }
+    return out;
+}
+
+std::string memory_usage_refusal(int64_t limit, uint64_t usage, uint64_t peak) {
+    if (limit <= 0 || static_cast<uint64_t>(limit) > usage) return "";
+    return "unable to set memory limit to " + std::to_string(limit) + " (current usage: " + std::to_string(usage) +
+           ", peak usage: " + std::to_string(peak) + ")";
+}
 
 std::vector<std::string> default_device_allows() {
     return {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
@@ -135,9 +178,11 @@ std::vector<setting> v2_settings(const json& r) {
     auto limit_text = [](int64_t n) { return n < 0 ? std::string("max") : std::to_string(n); };
     with(r, "memory", base, [&](const json& m, const std::string& where) {
         int64_t limit = 0, swap = 0;
+        bool check = check_before_update(m, where);
         nonzero(m, "limit", where, [&](int64_t n) {
             limit = n;
             out.push_back({"memory", "memory.max", limit_text(n)});
+            out.back().check_usage = check && n > 0;
         });
         nonzero(m, "swap", where, [&](int64_t n) { swap = n; });
         if (swap != 0) {
@@ -206,6 +251,9 @@ std::vector<setting> v2_settings(const json& r) {
         // No rules, no program: the cgroup keeps what its parent allows.
         if (!list.empty()) device_settings(list, where, out);
     });
+    with(r, "rdma", base, [&](const json& rdma, const std::string& where) {
+        for (setting& s : rdma_settings(rdma, where)) out.push_back(std::move(s));
+    });
     with(r, "unified", base, [&](const json& u, const std::string& where) {
         if (!u.is_object()) fail(where, "expected an object");
         for (const auto& [file, value] : u.items()) {
@@ -239,7 +287,11 @@ std::vector<setting> v1_settings(const json& r) {
 
     with(r, "memory", base, [&](const json& m, const std::string& where) {
         // The limit goes before memsw: the kernel keeps memsw >= limit at every step.
-        nonzero(m, "limit", where, [&](int64_t n) { out.push_back({"memory", "memory.limit_in_bytes", std::to_string(n)}); });
+        bool check = check_before_update(m, where);
+        nonzero(m, "limit", where, [&](int64_t n) {
+            out.push_back({"memory", "memory.limit_in_bytes", std::to_string(n)});
+            out.back().check_usage = check && n > 0;
+        });
         nonzero(m, "swap", where, [&](int64_t n) { out.push_back({"memory", "memory.memsw.limit_in_bytes", std::to_string(n)}); });
         nonzero(m, "reservation", where, [&](int64_t n) { out.push_back({"memory", "memory.soft_limit_in_bytes", std::to_string(n)}); });
         with(m, "swappiness", where, [&](const json& v, const std::string& w) {
@@ -324,6 +376,9 @@ std::vector<setting> v1_settings(const json& r) {
         });
     });
     with(r, "devices", base, [&](const json& list, const std::string& where) { device_settings(list, where, out); });
+    with(r, "rdma", base, [&](const json& rdma, const std::string& where) {
+        for (setting& s : rdma_settings(rdma, where)) out.push_back(std::move(s));
+    });
     return out;
 }
 

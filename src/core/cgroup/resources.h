@@ -14,6 +14,10 @@ struct setting {
     std::string file;
     std::string value;
     bool optional = false;  ///< skipped (not an error) when the kernel lacks the file
+    /// A memory limit to refuse when the cgroup already uses that much (checkBeforeUpdate).
+    bool check_usage = false;
+    /// The host must offer the controller: fail instead of skipping it (rdma).
+    bool required = false;
 };
 
 /// What linux.resources means on a v1 hierarchy, in the order it must be written. Errors name
@@ -24,6 +28,14 @@ std::vector<setting> v1_settings(const nlohmann::json& resources);
 /// blkio weight -> io.weight, swap -> memory.swap.max as swap minus limit) and `unified`
 /// passed through. Device rules come out as v1 devices.allow/deny settings, for apply_v2.
 std::vector<setting> v2_settings(const nlohmann::json& resources);
+
+/// linux.resources.rdma as rdma.max lines, the same on v1 and cgroup2:
+/// {"mlx5_0": {"hcaHandles": 3, "hcaObjects": 100}} -> "mlx5_0 hca_handle=3 hca_object=100".
+std::vector<setting> rdma_settings(const nlohmann::json& rdma, const std::string& where);
+
+/// "unable to set memory limit to N (current usage: M, peak usage: P)" when `limit` is not
+/// above `usage`, else "".
+std::string memory_usage_refusal(int64_t limit, uint64_t usage, uint64_t peak);
 
 /// Writes settings into one cgroup2 directory (the controller is implied by the file name);
 /// "devices" settings become one BPF device program attached there, replacing ours from before.
