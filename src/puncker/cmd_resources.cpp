@@ -1,11 +1,14 @@
 // pause, resume and update: commands over a container's cgroups.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/container/events.h"
 #include "core/container/lifecycle.h"
 #include "puncker/commands.h"
 
@@ -49,7 +52,7 @@ command add_resume(CLI::App& app, context& ctx) {
 }
 
 command add_events(CLI::App& app, context& ctx) {
-    auto* sub = app.add_subcommand("events", "print resource usage of a container as JSON lines");
+    auto* sub = app.add_subcommand("events", "print a container's statistics and OOM events as JSON lines");
     auto id = std::make_shared<std::string>();
     auto once = std::make_shared<bool>(false);
     auto interval = std::make_shared<std::string>("5s");
@@ -67,13 +70,19 @@ command add_events(CLI::App& app, context& ctx) {
                 std::string unit = interval->substr(end);
                 if (unit == "ms") seconds /= 1000;
                 else if (unit == "m") seconds *= 60;
+                else if (unit == "h") seconds *= 3600;
                 else if (!unit.empty() && unit != "s") throw pieces::error("--interval: unknown unit in " + pieces::quote(*interval));
-                for (;;) {
+                if (seconds <= 0) throw pieces::error("--interval: must be more than zero");
+                if (*once) {
                     print_json(pieces::container::stats_event(ctx.root, *id), -1);
-                    std::fflush(stdout);
-                    if (*once) return;
-                    ::usleep(static_cast<useconds_t>(seconds * 1e6));
+                    return;
                 }
+                auto every = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+                pieces::container::stream_events(ctx.root, *id, std::max(every, std::chrono::milliseconds(1)),
+                                                 [](const nlohmann::json& event) {
+                                                     print_json(event, -1);
+                                                     std::fflush(stdout);
+                                                 });
             }};
 }
 

@@ -17,8 +17,10 @@ namespace {
 void kill_and_wait(const saved_state& s) {
     cgroup::group cg(s.cgroup_dirs);
     unique_fd pidfd(pieces::pidfd_open(s.pid, 0));
-    if (pidfd && init_alive(s)) pieces::pidfd_send_signal(pidfd.get(), SIGKILL);
+    // The cgroup first (frozen on v1, so that nothing forks past the signal), then the init in
+    // case it is somewhere else.
     cg.signal_all(SIGKILL);
+    if (pidfd && init_alive(s)) pieces::pidfd_send_signal(pidfd.get(), SIGKILL);
     if (pidfd) {
         pollfd p{pidfd.get(), POLLIN, 0};
         while (::poll(&p, 1, 10000) < 0 && errno == EINTR) {

@@ -39,7 +39,8 @@ void update(const std::string& root, const std::string& id, const nlohmann::json
         state_dir dir = state_dir::open(root, id, true);
         saved_state s = dir.load();
         if (dir.current_status(s) == status::stopped) throw error("container not running");
-        cgroup::group(s.cgroup_dirs).apply(cgroup::settings_for_host(resources));
+        cgroup::group cg(s.cgroup_dirs);
+        cg.apply(cg.settings(resources));
     });
 }
 
