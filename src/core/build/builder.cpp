@@ -159,8 +159,22 @@ private:
         return shell;
     }
 
+    // Flags this builder gives a meaning to; any other is refused, not ignored.
+    void check_flags(const instruction& ins) const {
+        for (const auto& [name, value] : ins.flags) {
+            if ((ins.keyword == "COPY" || ins.keyword == "ADD") && name == "chown") continue;
+            if ((ins.keyword == "FROM" || ins.keyword == "FROM_URL") && name == "platform") {
+                if (value != "linux/" + image::oci_architecture())
+                    throw error(ins.keyword + " --platform=" + value + ": this builder makes linux/" + image::oci_architecture() + " images only");
+                continue;
+            }
+            throw error(ins.keyword + " --" + name + ": not supported by this builder");
+        }
+    }
+
     void one(const instruction& ins) {
         cached_now_ = false;
+        check_flags(ins);
         const std::string& k = ins.keyword;
         if (k == "FROM") return from(ins);
         if (k == "FROM_URL") return from_url(ins);

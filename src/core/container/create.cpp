@@ -88,7 +88,7 @@ created_container create_container(const create_options& opts) {
             req.no_pivot = opts.no_pivot;
             req.no_new_keyring = opts.no_new_keyring;
             req.preserve_fds = opts.preserve_fds;
-            req.resources = cgroup::settings_for_host(cfg.linux.resources);
+            req.resources = cg.settings(cfg.linux.resources);
             linux_::seccomp_program seccomp;
             if (!cfg.linux.seccomp.is_null()) {
                 seccomp = linux_::compile_seccomp(cfg.linux.seccomp);

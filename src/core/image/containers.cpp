@@ -101,7 +101,8 @@ json resolve_user(const std::string& spec_text, const std::string& rootfs) {
             gid = std::stoul(group);
         }
     }
-    json extra = json::array();
+    // The primary group is a supplementary one too, as Docker's containers have it.
+    json extra = json::array({gid});
     if (!name.empty()) {
         for (const auto& g : groups) {
             if (g.size() < 4 || !all_digits(g[2])) continue;
@@ -111,9 +112,7 @@ json resolve_user(const std::string& spec_text, const std::string& rootfs) {
                 if (m == name && std::stoul(g[2]) != gid) extra.push_back(std::stoul(g[2]));
         }
     }
-    json u = {{"uid", uid}, {"gid", gid}};
-    if (!extra.empty()) u["additionalGids"] = extra;
-    return u;
+    return {{"uid", uid}, {"gid", gid}, {"additionalGids", extra}};
 }
 
 std::string random_id() {
