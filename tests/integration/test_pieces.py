@@ -300,3 +300,23 @@ def test_hostile_base_tarball_writes_nothing_outside(pieces, workdir, base_tarba
     res = pieces("build", "-t", "evil", context(workdir, f"FROM_URL file://{evil}\n"))
     assert sorted(os.listdir(victim)) == ["canary"], res
     assert (victim / "canary").read_text() == "untouched\n"
+
+
+def test_run_it_gives_a_terminal(pieces, workdir, base_tarball):
+    """`pieces run --rm -it IMG sh`: the shell has a controlling terminal of the caller's size,
+    reads what is typed, follows a resize, and its exit status comes back."""
+    from pty_session import PtySession
+    pieces.ok("build", "-t", "bb", context(workdir, f"FROM_URL file://{base_tarball}\n"))
+    session = PtySession([PIECES, "--root", str(pieces.store), "run", "--rm", "-it", "bb", "sh"], rows=33, cols=101)
+    try:
+        session.sendline("tty; stty size")
+        session.expect(r"/dev/pts/\d+")
+        session.expect(r"33 101")
+        session.resize(40, 120)
+        time.sleep(0.3)
+        session.sendline("stty size")
+        session.expect(r"40 120")
+        session.sendline("exit 4")
+        assert session.wait() == 4
+    finally:
+        session.close()
