@@ -320,3 +320,19 @@ def test_run_it_gives_a_terminal(pieces, workdir, base_tarball):
         assert session.wait() == 4
     finally:
         session.close()
+
+
+def test_exec_it_gives_a_terminal(pieces, workdir, base_tarball):
+    from pty_session import PtySession
+    pieces.ok("build", "-t", "bb", context(workdir, f"FROM_URL file://{base_tarball}\n"))
+    pieces.ok("run", "-d", "--name", "box", "bb", "sleep", "100")
+    session = PtySession([PIECES, "--root", str(pieces.store), "exec", "-it", "box", "sh"], rows=30, cols=90)
+    try:
+        session.sendline("tty; stty size; cat /proc/1/cmdline")
+        session.expect(r"/dev/pts/\d+")
+        session.expect(r"30 90")
+        session.expect(r"sleep")
+        session.sendline("exit 3")
+        assert session.wait() == 3
+    finally:
+        session.close()

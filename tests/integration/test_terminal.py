@@ -49,3 +49,24 @@ def test_foreground_terminal_is_relayed(rt, bundle):
     assert "/dev/pts/" in shown and "console" in shown, shown
     assert "got=typed text" in shown, shown
     rt.assert_clean(cid, b)
+
+
+def test_exec_with_a_terminal_and_no_console_socket_is_relayed(rt, bundle):
+    """`exec -t ID sh` in the foreground, from a terminal, without --console-socket: the new
+    process gets a pty of its own, relayed to ours (input, window size, exit status)."""
+    from pty_session import PtySession
+    cid = rt.create_started(bundle(["sleep", "100"]))
+    session = PtySession(rt.cmd("exec", "-t", cid, "sh"), rows=27, cols=93)
+    try:
+        session.expect(r"# ")  # the shell's prompt: our terminal is relayed by now
+        session.sendline("tty; stty size; echo marker-$((6*7))")
+        session.expect(r"/dev/pts/\d+")
+        session.expect(r"27 93")
+        session.expect(r"marker-42")
+        session.sendline("exit 6")
+        assert session.wait() == 6
+    finally:
+        session.close()
+    # The init's console is left alone, and a detached exec with a tty still needs a socket.
+    res = rt.run("exec", "-d", "-t", cid, "true", check=False)
+    assert res.returncode != 0 and "console" in res.stderr and "socket" in res.stderr, res

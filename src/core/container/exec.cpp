@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -153,7 +154,9 @@ int exec(const exec_options& o) {
             if (st != status::running && st != status::paused) throw error("container not running");
         }
         spec::process p = process_for(o, s);
-        if (p.terminal && o.console_socket.empty()) throw error("--tty needs a --console-socket");
+        // Detached, a terminal needs somewhere to go; in the foreground it comes back to us and
+        // is relayed to our own stdio, as `run` does.
+        if (p.terminal && o.console_socket.empty() && o.detach) throw error("--tty with --detach needs a --console-socket");
         linux_::check_lsm_supported(p, "");
         std::vector<std::string> cgroup_dirs = exec_cgroup_dirs(cgroup::group(s.cgroup_dirs), o.sub_cgroups);
         // The process is visible inside the container before it execs: from here on, run from
@@ -167,8 +170,15 @@ int exec(const exec_options& o) {
             filter = &seccomp;
         }
         std::vector<linux_::ns_handle> joins = container_namespaces(s.pid);
-        unique_fd console;
-        if (p.terminal) console = connect_unix_socket(o.console_socket);
+        unique_fd console, console_ours;
+        if (p.terminal && !o.console_socket.empty()) {
+            console = connect_unix_socket(o.console_socket);
+        } else if (p.terminal) {
+            int pair[2];
+            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) throw_errno("socketpair");
+            console_ours.reset(pair[0]);
+            console.reset(pair[1]);
+        }
         auto [parent_end, child_end] = proc::channel::make_pair();
 
         sigset_t set = forwarded_signal_set(), old;
@@ -181,6 +191,7 @@ int exec(const exec_options& o) {
         if (helper == 0) {
             parent_end.close();
             try {
+                console_ours.reset();
                 std::vector<int> keep = {0, 1, 2, child_end.fd(), console.get()};
                 for (int fd = 3; fd < 3 + o.preserve_fds; ++fd) keep.push_back(fd);
                 for (const auto& j : joins) keep.push_back(j.fd.get());
@@ -257,6 +268,10 @@ int exec(const exec_options& o) {
         }
         if (!o.pid_file.empty()) write_file_atomic(o.pid_file, std::to_string(pid), 0644);
         if (o.detach) return 0;
+        if (console_ours) {
+            unique_fd master = receive_fd(console_ours, "pty master");
+            return relay_terminal(pid, master, sigfd);
+        }
         return wait_and_forward(pid, sigfd);
     });
 }
