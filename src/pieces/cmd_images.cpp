@@ -8,6 +8,7 @@
 #include "core/base/fs.h"
 #include "core/image/containers.h"
 #include "core/image/image.h"
+#include "core/image/prune.h"
 #include "core/image/store.h"
 #include "pieces/commands.h"
 
@@ -116,6 +117,23 @@ command add_inspect(CLI::App& app, context& ctx) {
                     if (m == *d) names.push_back(n);
                 nlohmann::json out = {{"Id", d->str()}, {"Names", names}, {"Manifest", img.manifest}, {"Config", img.config}};
                 std::printf("%s\n", out.dump(2).c_str());
+            }};
+}
+
+}  // namespace pieces_cli
+
+namespace pieces_cli {
+
+command add_prune(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("prune", "remove the build cache and what no image name or container uses");
+    return {sub, [&ctx] {
+                std::vector<pieces::image::digest> in_use;
+                for (const std::string& d : pieces::image::images_in_use(ctx.root))
+                    if (!d.empty()) in_use.push_back(pieces::image::digest::parse(d));
+                pieces::image::store s = pieces::image::store::open(ctx.root, true);
+                pieces::image::prune_result r = pieces::image::prune(s, in_use);
+                std::printf("Deleted %d blobs, %d unpacked layers, %d build cache entries; %s freed\n", r.blobs, r.layers,
+                            r.cache_entries, human_size(static_cast<int64_t>(r.bytes)).c_str());
             }};
 }
 

@@ -31,5 +31,8 @@ command add_images(CLI::App& app, context& ctx);
 command add_rmi(CLI::App& app, context& ctx);
 command add_tag(CLI::App& app, context& ctx);
 command add_inspect(CLI::App& app, context& ctx);
+command add_save(CLI::App& app, context& ctx);
+command add_load(CLI::App& app, context& ctx);
+command add_prune(CLI::App& app, context& ctx);
 
 }  // namespace pieces_cli

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
         pieces_cli::add_build(app, ctx), pieces_cli::add_run(app, ctx),    pieces_cli::add_exec(app, ctx),
         pieces_cli::add_ps(app, ctx),    pieces_cli::add_stop(app, ctx),   pieces_cli::add_rm(app, ctx),
         pieces_cli::add_logs(app, ctx),  pieces_cli::add_images(app, ctx), pieces_cli::add_rmi(app, ctx),
-        pieces_cli::add_tag(app, ctx),   pieces_cli::add_inspect(app, ctx),
+        pieces_cli::add_tag(app, ctx),   pieces_cli::add_inspect(app, ctx), pieces_cli::add_prune(app, ctx),
+        pieces_cli::add_save(app, ctx),  pieces_cli::add_load(app, ctx),
     };
     // Each flag takes one value each time it is given: "-e A=1 -e B=2 IMAGE CMD".
     for (CLI::App* sub : app.get_subcommands({}))

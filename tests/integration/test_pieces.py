@@ -336,3 +336,27 @@ def test_exec_it_gives_a_terminal(pieces, workdir, base_tarball):
         assert session.wait() == 3
     finally:
         session.close()
+
+
+def test_prune_removes_only_what_nothing_uses(pieces, workdir, base_tarball):
+    """prune drops the build cache and the blobs and layers no name or container reaches;
+    named images and a container's image survive it and still run."""
+    pieces.ok("build", "-t", "kept", context(workdir, f"FROM_URL file://{base_tarball}\nRUN echo kept > /k\n", name="a"))
+    pieces.ok("build", "-t", "gone", context(workdir, f"FROM_URL file://{base_tarball}\nRUN echo gone > /g\n", name="b"))
+    pieces.ok("build", "-t", "used", context(workdir, f"FROM_URL file://{base_tarball}\nRUN echo used > /u\n", name="c"))
+    pieces.ok("run", "--name", "user", "used", "true")
+    pieces.ok("rmi", "gone")
+    pieces.ok("rmi", "-f", "used")
+    blobs_before = len(os.listdir(pieces.store / "blobs" / "sha256"))
+    layers_before = len(os.listdir(pieces.store / "layers"))
+    out = pieces.ok("prune")
+    assert "build cache entries" in out, out
+    assert os.listdir(pieces.store / "cache") == []
+    # "gone" had one layer and two images' worth of config and manifest blobs of its own.
+    assert len(os.listdir(pieces.store / "layers")) == layers_before - 1
+    assert len(os.listdir(pieces.store / "blobs" / "sha256")) < blobs_before
+    assert pieces.ok("run", "--rm", "kept", "cat", "/k") == "kept\n"
+    # The stopped container's image has no name left, but is still there by its id.
+    (record,) = (pieces.store / "containers").glob("*/record.json")
+    image_id = json.loads(record.read_text())["imageId"].removeprefix("sha256:")
+    assert pieces.ok("run", "--rm", image_id, "cat", "/u") == "used\n"
