@@ -360,3 +360,24 @@ def test_prune_removes_only_what_nothing_uses(pieces, workdir, base_tarball):
     (record,) = (pieces.store / "containers").glob("*/record.json")
     image_id = json.loads(record.read_text())["imageId"].removeprefix("sha256:")
     assert pieces.ok("run", "--rm", image_id, "cat", "/u") == "used\n"
+
+
+def test_multi_stage_copy_from(pieces, workdir, base_tarball):
+    """FROM ... AS name starts a stage; COPY --from takes files out of an earlier stage (by
+    name or index) or an image; the last stage is the image, and a rebuild is all cached."""
+    pieces.ok("build", "-t", "tools", context(workdir, f"FROM_URL file://{base_tarball}\nRUN echo tool > /tool\n", name="t"))
+    ctx = context(workdir, f"""FROM_URL file://{base_tarball} AS build
+RUN mkdir -p /out && echo compiled > /out/artifact
+FROM_URL file://{base_tarball}
+COPY --from=build /out/artifact /usr/local/bin/
+COPY --from=0 /out /copied
+COPY --from=tools /tool /
+CMD ["sh", "-c", "cat /usr/local/bin/artifact /copied/artifact /tool; test -e /out || echo no-out"]
+""")
+    pieces.ok("build", "-t", "final", ctx)
+    assert pieces.ok("run", "--rm", "final") == "compiled\ncompiled\ntool\nno-out\n"
+    assert "7 steps, 7 from the cache" in pieces.ok("build", "-t", "final", ctx)
+    bad = context(workdir, f"FROM_URL file://{base_tarball}\nCOPY --from=nowhere /x /x\n", name="bad")
+    res = pieces("build", bad)
+    assert res.returncode != 0 and "--from=nowhere" in res.stderr, res
+    assert pieces.leftovers() == []

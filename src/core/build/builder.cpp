@@ -163,6 +163,7 @@ private:
     void check_flags(const instruction& ins) const {
         for (const auto& [name, value] : ins.flags) {
             if ((ins.keyword == "COPY" || ins.keyword == "ADD") && name == "chown") continue;
+            if (ins.keyword == "COPY" && name == "from") continue;
             if ((ins.keyword == "FROM" || ins.keyword == "FROM_URL") && name == "platform") {
                 if (value != "linux/" + image::oci_architecture())
                     throw error(ins.keyword + " --platform=" + value + ": this builder makes linux/" + image::oci_architecture() + " images only");
@@ -246,8 +247,25 @@ private:
         }
     }
 
+    // The words of a FROM/FROM_URL line without its "AS name", which starts a named stage.
+    // The stage before it ends here and is kept for COPY --from.
+    std::vector<std::string> start_stage(const instruction& ins) {
+        if (img_) stages_.push_back({stage_name_, img_->manifest_digest});
+        std::vector<std::string> words = expand_words(ins.args.at(0), vars(), pf_.escape);
+        stage_name_.clear();
+        if (words.size() >= 3) {
+            std::string as = words[words.size() - 2];
+            std::transform(as.begin(), as.end(), as.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+            if (as == "AS") {
+                stage_name_ = words.back();
+                words.resize(words.size() - 2);
+            }
+        }
+        return words;
+    }
+
     void from(const instruction& ins) {
-        std::string ref = expand(ins.args.at(0), vars(), pf_.escape);
+        std::string ref = start_stage(ins).at(0);
         std::optional<digest> manifest = s_.resolve(ref);
         if (!manifest)
             throw error("FROM " + ref + ": no such image in the store (build it, load it with `pieces load`, or start from FROM_URL)");
@@ -259,7 +277,7 @@ private:
     }
 
     void from_url(const instruction& ins) {
-        std::vector<std::string> words = expand_words(ins.args.at(0), vars(), pf_.escape);
+        std::vector<std::string> words = start_stage(ins);
         std::string url = words.at(0);
         std::optional<digest> wanted;
         if (words.size() > 1) wanted = digest::parse(words[1]);
@@ -401,7 +419,7 @@ private:
 
     // The context's files a COPY/ADD source names (wildcards in its last component), each a
     // path relative to the context.
-    std::vector<std::string> sources(const std::string& pattern) const {
+    std::vector<std::string> sources(const std::string& pattern, const std::string& top, bool filtered) const {
         std::string clean;
         for (const auto& c : split_components(pattern)) {
             if (c == "..") throw error("source " + quote(pattern) + " leaves the build context");
@@ -410,7 +428,7 @@ private:
         if (!has_glob(clean)) return {clean};
         std::string parent = parent_of(clean), base = base_of(clean);
         if (has_glob(parent)) throw error("source " + quote(pattern) + ": wildcards only in the last component");
-        unique_fd ctx = open_path(o_.context, O_PATH | O_DIRECTORY);
+        unique_fd ctx = open_path(top, O_PATH | O_DIRECTORY);
         unique_fd d = open_in_root(ctx, parent.empty() ? "." : parent, O_RDONLY | O_DIRECTORY);
         std::vector<std::string> out;
         DIR* listing = ::fdopendir(::dup(d.get()));
@@ -419,11 +437,11 @@ private:
             std::string name = e->d_name;
             if (name == "." || name == "..") continue;
             std::string rel = parent.empty() ? name : parent + "/" + name;
-            if (::fnmatch(base.c_str(), name.c_str(), FNM_PERIOD) == 0 && !ignore_.excluded(rel)) out.push_back(rel);
+            if (::fnmatch(base.c_str(), name.c_str(), FNM_PERIOD) == 0 && !(filtered && ignore_.excluded(rel))) out.push_back(rel);
         }
         ::closedir(listing);
         std::sort(out.begin(), out.end());
-        if (out.empty()) throw error("no file in the build context matches " + quote(pattern));
+        if (out.empty()) throw error("nothing matches " + quote(pattern));
         return out;
     }
 
@@ -482,10 +500,39 @@ private:
         bool into_dir = dest.back() == '/' || words.size() > 1;
         std::string chown = expand(flag(ins, "chown"), vars(), pf_.escape);
 
-        // What is read: context files (hashed) or URLs (named; fetched at build time).
-        unique_fd ctx = open_path(o_.context, O_PATH | O_DIRECTORY);
+        // --from: the sources are in an earlier stage or an image, mounted read-only for the
+        // step; its manifest digest stands for their content in the key.
+        std::string from = expand(flag(ins, "from"), vars(), pf_.escape);
+        std::string top = o_.context;
+        std::string from_dir;
+        std::optional<digest> from_image;
+        if (!from.empty()) from_image = stage_or_image(from);
+        struct unmount_on_exit {
+            std::string dir;
+            ~unmount_on_exit() {
+                if (dir.empty()) return;
+                try {
+                    image::unmount_image(dir);
+                } catch (...) {
+                }
+                remove_all(dir);
+            }
+        } from_mount;
+        if (from_image) {
+            image::image src = image::load(s_, *from_image);
+            image::ensure_unpacked(s_, src);
+            from_mount.dir = s_.temp_path("from");
+            if (::mkdir(from_mount.dir.c_str(), 0700) < 0) throw_errno("mkdir", quote(from_mount.dir));
+            top = image::mount_image(s_, src, from_mount.dir, true);
+        }
+        bool filtered = !from_image;
+
+        // What is read: context files (hashed), an image's files (its digest), or URLs (named;
+        // fetched at build time).
+        unique_fd ctx = open_path(top, O_PATH | O_DIRECTORY);
         image::sha256 h;
         h.update(ins.keyword + "\n" + dest + "\n" + chown + "\n");
+        if (from_image) h.update("from " + from_image->str() + "\n");
         std::vector<std::string> files, urls;
         for (const auto& w : words) {
             if (add && image::is_url(w)) {
@@ -493,10 +540,11 @@ private:
                 h.update("url " + w + "\n");
                 continue;
             }
-            for (const auto& rel : sources(w)) {
-                if (ignore_.excluded(rel)) throw error("source " + quote(rel) + " is excluded by .piecesignore");
+            for (const auto& rel : sources(w, top, filtered)) {
+                if (filtered && ignore_.excluded(rel)) throw error("source " + quote(rel) + " is excluded by .piecesignore");
                 files.push_back(rel);
-                hash_source(h, ctx, rel);
+                if (from_image) h.update("path " + rel + "\n");
+                else hash_source(h, ctx, rel);
             }
         }
         if (files.size() + urls.size() > 1) into_dir = true;
@@ -516,7 +564,7 @@ private:
             }
             opts.skip = [&](const std::string&) { return false; };
             unique_fd root = open_path(rootfs, O_PATH | O_DIRECTORY);
-            for (const auto& rel : files) copy_source(ctx, rel, root, dest, into_dir, add, opts);
+            for (const auto& rel : files) copy_source(ctx, rel, root, dest, into_dir, add, opts, filtered);
             for (const auto& url : urls) {
                 std::string target = into_dir ? dest + "/" + base_of(url) : dest;
                 unique_fd parent = mkdir_all_in_root(root, parent_of(target));
@@ -531,25 +579,38 @@ private:
         });
     }
 
+    // COPY --from's source: a stage by name or index (the last of that name), else an image.
+    digest stage_or_image(const std::string& from) const {
+        for (auto it = stages_.rbegin(); it != stages_.rend(); ++it)
+            if (!it->first.empty() && it->first == from) return it->second;
+        if (!from.empty() && from.find_first_not_of("0123456789") == std::string::npos) {
+            size_t index = std::stoul(from);
+            if (index < stages_.size()) return stages_[index].second;
+            throw error("COPY --from=" + from + ": there is no stage " + from + " before this one");
+        }
+        if (std::optional<digest> d = s_.resolve(from)) return *d;
+        throw error("COPY --from=" + from + ": no earlier stage and no image in the store has that name");
+    }
+
     static image::run_request with_cmd(image::run_request r) {
         r.entrypoint = std::vector<std::string>{"true"};
         return r;
     }
 
     void copy_source(borrowed_fd ctx, const std::string& rel, borrowed_fd root, const std::string& dest, bool into_dir, bool add,
-                     const copy_options& opts) const {
+                     const copy_options& opts, bool filtered) const {
         struct stat st {};
         unique_fd src = open_in_root(ctx, rel, O_PATH | O_NOFOLLOW);
         if (::fstat(src.get(), &st) < 0) throw_errno("stat", quote(rel));
-        copy_options filtered = opts;
-        filtered.skip = [&](const std::string& below) { return ignore_.excluded(rel == "." ? below : rel + "/" + below); };
+        copy_options copy = opts;
+        if (filtered) copy.skip = [&](const std::string& below) { return ignore_.excluded(rel == "." ? below : rel + "/" + below); };
         if (S_ISDIR(st.st_mode)) {
             // A directory's contents go into the destination, as Docker copies them.
             unique_fd from = open_in_root(ctx, rel, O_RDONLY | O_DIRECTORY);
             unique_fd to_path = mkdir_all_in_root(root, dest);
             unique_fd to(::openat(to_path.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
             if (!to) throw_errno("open", quote(dest));
-            copy_tree(from, to, rel, filtered);
+            copy_tree(from, to, rel, copy);
             return;
         }
         if (add && S_ISREG(st.st_mode) && is_archive_name(rel)) {
@@ -575,6 +636,8 @@ private:
     std::map<std::string, std::string> args_;
     std::set<std::string> used_args_;
     std::string base_kind_, base_ref_;
+    std::vector<std::pair<std::string, digest>> stages_;  ///< finished stages: name (maybe empty), image
+    std::string stage_name_;                              ///< the current stage's name
     int step_ = 0;
     bool cached_now_ = false;
     bool saw_cmd_ = false;
