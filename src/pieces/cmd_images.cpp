@@ -15,18 +15,6 @@
 namespace pieces_cli {
 namespace {
 
-std::string human_size(int64_t bytes) {
-    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1000 && u < 4) {
-        v /= 1000;
-        ++u;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-    return buf;
-}
 
 // "name:tag" -> {"name", "tag"} (the tag after the last colon past the last slash).
 std::pair<std::string, std::string> split_tag(const std::string& name) {
@@ -56,7 +44,7 @@ command add_images(CLI::App& app, context& ctx) {
                     auto [repo, tag] = split_tag(name);
                     std::string created = img.config.value("created", std::string("-"));
                     std::printf("%-32s  %-12s  %-12s  %-20s  %s\n", repo.c_str(), tag.c_str(), manifest.hex().substr(0, 12).c_str(),
-                                created.substr(0, 19).c_str(), human_size(img.size()).c_str());
+                                created.substr(0, 19).c_str(), pieces::image::human_size(static_cast<uint64_t>(img.size())).c_str());
                 }
             }};
 }
@@ -133,7 +121,7 @@ command add_prune(CLI::App& app, context& ctx) {
                 pieces::image::store s = pieces::image::store::open(ctx.root, true);
                 pieces::image::prune_result r = pieces::image::prune(s, in_use);
                 std::printf("Deleted %d blobs, %d unpacked layers, %d build cache entries; %s freed\n", r.blobs, r.layers,
-                            r.cache_entries, human_size(static_cast<int64_t>(r.bytes)).c_str());
+                            r.cache_entries, pieces::image::human_size(r.bytes).c_str());
             }};
 }
 

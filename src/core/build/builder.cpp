@@ -33,28 +33,9 @@ using image::digest;
 
 const std::vector<std::string> default_shell = {"/bin/sh", "-c"};
 
-std::vector<std::string> strings_of(const json& j) {
-    std::vector<std::string> out;
-    if (j.is_array())
-        for (const auto& v : j)
-            if (v.is_string()) out.push_back(v.get<std::string>());
-    return out;
-}
 
 bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
-std::string human_size(uint64_t bytes) {
-    const char* units[] = {"B", "kB", "MB", "GB"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1000 && u < 3) {
-        v /= 1000;
-        ++u;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-    return buf;
-}
 
 // One build: the store, the image so far, and the variables in scope.
 class builder {
@@ -89,7 +70,7 @@ private:
     std::map<std::string, std::string> vars() const {
         std::map<std::string, std::string> v = args_;
         if (img_)
-            for (const std::string& e : strings_of(img_->runtime().value("Env", json())))
+            for (const std::string& e : image::string_list(img_->runtime().value("Env", json())))
                 v[e.substr(0, e.find('='))] = e.find('=') == std::string::npos ? "" : e.substr(e.find('=') + 1);
         return v;
     }
@@ -131,7 +112,7 @@ private:
         if (added) layers.push_back(*added);
         img_ = image::commit(s_, std::move(config), layers);
         s_.remember(key, img_->manifest_digest);
-        say(" ---> " + img_->manifest_digest.hex().substr(0, 12) + (added ? " (layer " + human_size(static_cast<uint64_t>(added->size)) + ")" : ""));
+        say(" ---> " + img_->manifest_digest.hex().substr(0, 12) + (added ? " (layer " + image::human_size(static_cast<uint64_t>(added->size)) + ")" : ""));
     }
 
     json current_config() const { return img_ ? img_->config : image::empty_config(); }
@@ -153,7 +134,7 @@ private:
 
     std::vector<std::string> command_args(const instruction& ins) const {
         if (ins.exec_form) return ins.args;
-        std::vector<std::string> shell = img_ ? strings_of(img_->runtime().value("Shell", json())) : std::vector<std::string>{};
+        std::vector<std::string> shell = img_ ? image::string_list(img_->runtime().value("Shell", json())) : std::vector<std::string>{};
         if (shell.empty()) shell = default_shell;
         shell.push_back(ins.args.empty() ? "" : ins.args[0]);
         return shell;
@@ -188,7 +169,7 @@ private:
             std::string canonical = "ENV";
             for (const auto& [key, value] : pairs) canonical += " " + key + "=" + value;
             return config_step(ins, canonical, [&](json& c) {
-                std::vector<std::string> env = strings_of(c.value("Env", json()));
+                std::vector<std::string> env = image::string_list(c.value("Env", json()));
                 for (const auto& [key, value] : pairs) {
                     std::erase_if(env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });
                     env.push_back(key + "=" + value);
@@ -401,7 +382,7 @@ private:
             image::run_request r;
             r.entrypoint = std::vector<std::string>{};
             r.cmd = cmd;
-            std::vector<std::string> env = strings_of(img_->runtime().value("Env", json()));
+            std::vector<std::string> env = image::string_list(img_->runtime().value("Env", json()));
             for (const auto& [k, v] : args_)
                 if (std::none_of(env.begin(), env.end(), [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; }))
                     r.env.push_back(k + "=" + v);

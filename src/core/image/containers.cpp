@@ -31,13 +31,6 @@ const std::vector<std::string> default_caps = {
     "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",  "CAP_FOWNER",     "CAP_MKNOD",  "CAP_NET_RAW",  "CAP_SETGID",
     "CAP_SETUID", "CAP_SETFCAP",      "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"};
 
-std::vector<std::string> strings_of(const json& j) {
-    std::vector<std::string> out;
-    if (j.is_array())
-        for (const auto& v : j)
-            if (v.is_string()) out.push_back(v.get<std::string>());
-    return out;
-}
 
 
 // The lines of a file in the rootfs, resolved inside it; empty when missing.
@@ -192,8 +185,8 @@ std::string containers_dir(const std::string& store_root) { return store_root + 
 std::string state_root(const std::string& store_root) { return store_root + "/state"; }
 
 std::vector<std::string> command_line(const json& runtime, const run_request& r) {
-    std::vector<std::string> args = r.entrypoint ? *r.entrypoint : strings_of(runtime.value("Entrypoint", json()));
-    std::vector<std::string> cmd = !r.cmd.empty() ? r.cmd : (r.entrypoint ? std::vector<std::string>{} : strings_of(runtime.value("Cmd", json())));
+    std::vector<std::string> args = r.entrypoint ? *r.entrypoint : string_list(runtime.value("Entrypoint", json()));
+    std::vector<std::string> cmd = !r.cmd.empty() ? r.cmd : (r.entrypoint ? std::vector<std::string>{} : string_list(runtime.value("Cmd", json())));
     args.insert(args.end(), cmd.begin(), cmd.end());
     return args;
 }
@@ -206,7 +199,7 @@ json bundle_config(const image& img, const run_request& r, const std::string& ro
     if (args.empty()) throw error("no command: the image has neither Entrypoint nor Cmd; give one after the image name");
     p["args"] = args;
     p["terminal"] = r.tty;
-    std::vector<std::string> env = strings_of(runtime.value("Env", json()));
+    std::vector<std::string> env = string_list(runtime.value("Env", json()));
     auto set_env = [&](const std::string& kv) {
         std::string key = kv.substr(0, kv.find('='));
         std::erase_if(env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });

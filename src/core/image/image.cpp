@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+#include <cstdio>
 #include <ctime>
 
 #include "core/base/error.h"
@@ -52,6 +53,27 @@ image load(const store& s, const digest& manifest) {
         }
         return img;
     });
+}
+
+std::vector<std::string> string_list(const nlohmann::json& j) {
+    std::vector<std::string> out;
+    if (j.is_array())
+        for (const auto& v : j)
+            if (v.is_string()) out.push_back(v.get<std::string>());
+    return out;
+}
+
+std::string human_size(uint64_t bytes) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
 }
 
 std::string now_rfc3339() {

@@ -56,6 +56,12 @@ nlohmann::json empty_config();
 /// The layer blobs must be in the store already.
 image commit(store& s, nlohmann::json config, const std::vector<layer>& layers);
 
+/// The strings of a JSON array (other members and non-arrays give nothing): Env, Cmd, ...
+std::vector<std::string> string_list(const nlohmann::json& j);
+
+/// A byte count for people: "1.2 MB", "512 B" (powers of 1000, as Docker shows sizes).
+std::string human_size(uint64_t bytes);
+
 /// The time now as RFC 3339 UTC ("2026-11-23T18:04:38Z"), for "created" fields.
 std::string now_rfc3339();
 
