@@ -195,16 +195,18 @@ def test_podmans_defaults_are_applied(podman):
 
 def test_user_env_workdir_ulimit_read_only(podman):
     """--user, -e, --workdir, --ulimit and --read-only. An explicit --ulimit replaces
-    default_ulimits, so nproc is given again. --read-only-tmpfs=false: podman's default
-    tmpfs on /tmp, /run and /var/tmp asks for the "tmpcopyup" option, which puncker does
-    not implement yet."""
+    default_ulimits, so nproc is given again. --read-only puts tmpfs mounts on /tmp, /run and
+    /var/tmp with the "tmpcopyup" option (a copy of what they cover): the root is read-only,
+    /tmp writable, and what the image had in /tmp is still there."""
     rc, out, err = run_checked(
         podman, "--user", "1000:1000", "-e", "GREETING=hello", "--workdir", "/home/app",
-        "--ulimit", "nofile=512:512", "--ulimit", "nproc=2048:2048", "--read-only", "--read-only-tmpfs=false",
+        "--ulimit", "nofile=512:512", "--ulimit", "nproc=2048:2048", "--read-only",
         script="id -u; id -g; echo $GREETING; pwd; ulimit -n; ulimit -u; "
-               "touch /tmp/x 2>/dev/null && echo root-writable || echo root-read-only")
+               "touch /etc/x 2>/dev/null && echo root-writable || echo root-read-only; "
+               "touch /tmp/x && echo tmp-writable; stat -f -c %T /tmp")
     assert rc == 0, err
-    assert out.split() == ["1000", "1000", "hello", "/home/app", "512", "2048", "root-read-only"], out
+    assert out.split() == ["1000", "1000", "hello", "/home/app", "512", "2048", "root-read-only",
+                           "tmp-writable", "tmpfs"], out
     rc, out, err = run_checked(podman, "--user", "app", script="id -un; touch /tmp/x && echo writable")
     assert rc == 0, err
     assert out.split() == ["app", "writable"], out
