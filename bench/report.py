@@ -4,8 +4,8 @@
     report.py TMPDIR OUT.md OUT.png
 
 Reads (all optional but meta.json): meta.json, notes.jsonl, caseN.json (hyperfine
---export-json for cases 1, 2, 3, 5, 6) and case4.json (peak RSS samples, memory-limit
-findings). Standard library only; the chart is drawn by gnuplot (pngcairo).
+--export-json for cases 1, 2, 3, 5, 6; case7-run.json and case7-build.json for case 7's two
+tables), case4.json (peak RSS samples, memory-limit findings) and case7.json (case 7's set-up). Standard library only; the chart is drawn by gnuplot (pngcairo).
 """
 import json
 import math
@@ -15,8 +15,12 @@ import statistics
 import subprocess
 import sys
 
-COLORS = {"puncker": 0xE66100, "crun": 0x1F78B4, "runc": 0x33A02C, "floor": 0x888888}
-ORDER = ["puncker", "crun", "runc", "floor"]
+COLORS = {"puncker": 0xE66100, "crun": 0x1F78B4, "runc": 0x33A02C, "floor": 0x888888,
+          "pieces": 0xE66100, "pieces --network none": 0xF4A460, "docker": 0x1F78B4,
+          "podman": 0x6A3D9A, "buildah": 0x6A3D9A}
+# shorter x-axis labels in the chart, where the table's name would not fit under its bar
+CHART_LABEL = {"pieces --network none": "--net none"}
+ORDER = ["puncker", "crun", "runc", "floor", "pieces", "pieces --network none", "docker", "podman", "buildah"]
 
 CASES = {
     1: {
@@ -58,6 +62,41 @@ CASES = {
                "script, image imported from the same busybox rootfs), hyperfine `-N`.",
         "target": None,
         "target_text": "no numeric target in the issue",
+    },
+    "7-run": {
+        "title": "Case 7a: pieces vs Docker vs podman: `run --rm` of /bin/true",
+        "short": "7. run --rm true",
+        "how": "One hyperfine `-N` invocation. `pieces --root STORE run --rm bb true` (image built from a Piecefile "
+               "`FROM_URL file://busybox-rootfs.tar.gz`; the container runs in-process, host network, pieces' default); "
+               "the same with `--network none` (a new network namespace, as podman's row); "
+               "`docker run --rm pieces-bench-c7-bb true` (dockerd 20.10, default runtime {docker_runtime}, "
+               "default bridge network; the same tarball `docker import`ed); "
+               "`podman --root/--runroot/--tmpdir (own storage) --storage-driver overlay --cgroup-manager cgroupfs "
+               "--events-backend file --runtime {podman_runtime} run --rm --network none --ulimit nofile=1024:1024 "
+               "--ulimit nproc=4096:4096 pieces-bench-c7-bb true` (the tarball `podman import`ed; the ulimits because "
+               "podman's default RLIMIT_NOFILE is above this VM's hard limit).",
+        "target": 0.1,
+        "target_text": "pieces run --rm mean ≤ 0.1 × docker run --rm mean",
+        "subject": "pieces",
+        "peer": "docker",
+        "case": 7,
+        "part": "run",
+    },
+    "7-build": {
+        "title": "Case 7b: pieces vs Docker vs buildah: a fully cached rebuild",
+        "short": "7. cached rebuild",
+        "how": "The same five steps after the base (`ENV`, `WORKDIR`, `COPY`, `RUN`, `CMD`), built once uncached, once "
+               "more to check that every step comes from the cache, then timed: `pieces build -t pieces-bench-c7-x CTX` "
+               "(Piecefile, `FROM_URL file://…tar.gz`); `docker build -t … DCTX` with `DOCKER_BUILDKIT=0` (the legacy "
+               "builder of dockerd 20.10; Dockerfile `FROM pieces-bench-c7-bb:latest`, the imported tarball); "
+               "`buildah --root/--runroot (podman's storage) bud --layers -t … DCTX` (same Dockerfile, the podman-imported "
+               "image). hyperfine `-N`.",
+        "target": None,
+        "target_text": "no numeric target in the issue",
+        "subject": "pieces",
+        "peer": "docker",
+        "case": 7,
+        "part": "build",
     },
 }
 
@@ -122,8 +161,12 @@ def verdict(ok):
     return "**met**" if ok else "**missed**"
 
 
-def case_notes(notes, case):
-    return [n for n in notes if n["case"] == case]
+def case_notes(notes, case, part=None):
+    """The notes of a case; with a part (case 7: "run", "build"), those of that table and the
+    case-wide ones without a part."""
+    if part is None:
+        return [n for n in notes if n["case"] == case]
+    return [n for n in notes if n["case"] == case and n.get("part") in (part, None)]
 
 
 def contenders_of(res, notes):
@@ -131,13 +174,14 @@ def contenders_of(res, notes):
     return sorted(names, key=order_key)
 
 
-def hf_section(case, spec, res, notes, meta, lines):
-    conc = meta.get("conc", "50")
-    lines.append(f"## {spec['title'].format(conc=conc)}")
+def hf_section(case, spec, res, notes, meta, lines, extra=None):
+    fmtargs = {"conc": meta.get("conc", "50"), **(extra or {})}
+    subject, peer = spec.get("subject", "puncker"), spec.get("peer", "crun")
+    lines.append(f"## {spec['title'].format(**fmtargs)}")
     lines.append("")
-    lines.append(spec["how"].format(conc=conc))
+    lines.append(spec["how"].format(**fmtargs))
     lines.append("")
-    cn = case_notes(notes, case)
+    cn = case_notes(notes, spec.get("case", case), spec.get("part"))
     if res is None and not cn:
         lines.append("_Not run in this invocation._")
         lines.append("")
@@ -150,8 +194,8 @@ def hf_section(case, spec, res, notes, meta, lines):
     res = res or {}
     best = min((r["mean"] for r in res.values()), default=None)
     unit, scale = unit_for(best if best is not None else 0)
-    crun = res.get("crun", {}).get("mean")
-    lines.append(f"| contender | mean ({unit}) | σ ({unit}) | median ({unit}) | min ({unit}) | max ({unit}) | runs | × best | × crun |")
+    crun = res.get(peer, {}).get("mean")
+    lines.append(f"| contender | mean ({unit}) | σ ({unit}) | median ({unit}) | min ({unit}) | max ({unit}) | runs | × best | × {peer} |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     after = []
     for name in contenders_of(res, cn):
@@ -165,7 +209,7 @@ def hf_section(case, spec, res, notes, meta, lines):
                 f"| {vs_crun} |"
             )
         else:
-            mine = [n for n in cn if n["who"] == name]
+            mine = [n for n in cn if n["who"] == name and n["status"] != "info"]
             na = any(n["status"] == "not-available" for n in mine)
             label = "not available yet" if na else "**failed**"
             lines.append(f"| {name} | {label} | | | | | | | |")
@@ -174,6 +218,9 @@ def hf_section(case, spec, res, notes, meta, lines):
                     after.append(f"- {name}: not available yet: {esc(n['text'])}")
                 else:
                     after.append(f"- {name}: {n['status']}: `{esc(n['text'])}`")
+    for n in cn:
+        if n["status"] == "info" and n["who"] != "all":
+            after.append(f"- {n['who']}: {esc(n['text'])}")
     if after:
         lines.append("")
         lines.extend(after)
@@ -181,16 +228,16 @@ def hf_section(case, spec, res, notes, meta, lines):
     # target
     tgt = spec["target"]
     if tgt is not None:
-        if "puncker" in res and "crun" in res:
-            ratio = res["puncker"]["mean"] / res["crun"]["mean"]
-            lines.append(f"Target: {spec['target_text']}: measured {ratio:.2f} × crun → {verdict(ratio <= tgt)}.")
+        if subject in res and peer in res:
+            ratio = res[subject]["mean"] / res[peer]["mean"]
+            lines.append(f"Target: {spec['target_text']}: measured {ratio:.2f} × {peer} → {verdict(ratio <= tgt)}.")
         else:
-            missing = " and ".join(n for n in ("puncker", "crun") if n not in res)
+            missing = " and ".join(n for n in (subject, peer) if n not in res)
             lines.append(f"Target: {spec['target_text']}: **not measured** ({missing} has no number) → **missed**.")
     else:
-        if "puncker" in res and "crun" in res:
-            ratio = res["puncker"]["mean"] / res["crun"]["mean"]
-            lines.append(f"Target: {spec['target_text']}. puncker / crun = {ratio:.2f}.")
+        if subject in res and peer in res:
+            ratio = res[subject]["mean"] / res[peer]["mean"]
+            lines.append(f"Target: {spec['target_text']}. {subject} / {peer} = {ratio:.2f}.")
         else:
             lines.append(f"Target: {spec['target_text']}.")
     lines.append("")
@@ -298,7 +345,7 @@ def write_md(tmp, out_md):
     meta = load_json(os.path.join(tmp, "meta.json"), {})
     notes = load_notes(tmp)
     L = []
-    L.append("# Pieces benchmark: puncker vs crun vs runc")
+    L.append("# Pieces benchmark: puncker vs crun vs runc; pieces vs docker, podman and buildah")
     L.append("")
     L.append("Made by `bench/run.sh` (see bench/README.md); every table comes from one hyperfine invocation, "
              "so the ratios within a table are comparable; the absolute numbers move from run to run.")
@@ -315,8 +362,15 @@ def write_md(tmp, out_md):
     L.append(f"- crun: {meta.get('crun', '?')}")
     L.append(f"- runc: {meta.get('runc', '?')}")
     L.append(f"- docker: {meta.get('docker', '?')}")
+    if meta.get("pieces_path"):
+        L.append(f"- pieces: {meta.get('pieces', '?')} (`{meta.get('pieces_path', '?')}`, sha256 {meta.get('pieces_sha', '?')}…, "
+                 "measured from a copy taken at the start)")
+    else:
+        L.append(f"- pieces: {meta.get('pieces', 'not used (case 7 not run)')}")
+    L.append(f"- podman: {meta.get('podman', 'not used (case 7 not run)')}; buildah: {meta.get('buildah', 'not used (case 7 not run)')}")
     L.append(f"- hyperfine: {meta.get('hyperfine', '?')}; warm-up {meta.get('warmup', '?')} runs per contender, "
-             f"{meta.get('runs', '?')} timed runs (case 5: {meta.get('runs_conc', '?')}, case 6: {meta.get('runs_docker', '?')})")
+             f"{meta.get('runs', '?')} timed runs (case 5: {meta.get('runs_conc', '?')}, case 6: {meta.get('runs_docker', '?')}, "
+             f"case 7: {meta.get('runs_pieces', '?')})")
     L.append(f"- Cases run: {meta.get('cases', '?') or 'none'}")
     L.append("- Bundle: busybox-static rootfs, config from `runc spec` with terminal false, ociVersion 1.0.2 "
              "(crun 1.8 rejects 1.2.0), read-only root; the same config.json for every runtime, each runtime "
@@ -330,13 +384,16 @@ def write_md(tmp, out_md):
     c4 = case4_section(tmp, notes, meta, L)
     for case in (5, 6):
         results[case] = hf_section(case, CASES[case], hf_results(tmp, case), notes, meta, L)
+    c7 = load_json(os.path.join(tmp, "case7.json"), {})
+    extra = {"docker_runtime": c7.get("docker_runtime") or "runc", "podman_runtime": c7.get("podman_runtime") or "runc"}
+    for key in ("7-run", "7-build"):
+        results[key] = hf_section(key, CASES[key], hf_results(tmp, key), notes, meta, L, extra)
 
-    L.append("## Cases 7 and 8")
+    L.append("## Case 8")
     L.append("")
     L.append("| case | status |")
     L.append("|---|---|")
-    L.append("| 7 (pieces) | not yet available (pieces not landed) |")
-    L.append("| 8 (registry client) | not yet available (pieces not landed) |")
+    L.append("| 8 (registry client: pull and unpack from a local registry) | not yet available (the registry client has not landed) |")
     L.append("")
 
     # summary of targets
@@ -372,6 +429,16 @@ def write_md(tmp, out_md):
             L.append("| 4 | starts under 1 MiB | limits not applied | **missed** |")
     else:
         L.append("| 4 | peak RSS ≤ crun's; starts under 1 MiB | not run | — |")
+    res = results.get("7-run")
+    t = CASES["7-run"]["target_text"]
+    if res and "pieces" in res and "docker" in res:
+        ratio = res["pieces"]["mean"] / res["docker"]["mean"]
+        L.append(f"| 7 | {t} | {ratio:.3f} × docker ({fmt(res['pieces']['mean'], 1000)} ms vs "
+                 f"{fmt(res['docker']['mean'], 1000)} ms) | {verdict(ratio <= CASES['7-run']['target'])} |")
+    elif res is None and not case_notes(notes, 7, "run"):
+        L.append(f"| 7 | {t} | not run | — |")
+    else:
+        L.append(f"| 7 | {t} | no pieces/docker number | **missed** |")
     r3 = results.get(3)
     if r3 is not None or case_notes(notes, 3):
         st = "measured" if r3 and "puncker" in r3 else "puncker: not available yet"
@@ -403,7 +470,8 @@ def write_png(tmp, out_png, meta, notes, results, c4):
         return False
     panels = []  # (title, ylabel, rows) with rows = (label, value, low, high, color, text)
     conc = meta.get("conc", "50")
-    for case in (1, 2, 3, 4, 5, 6):
+    for case in (1, 2, 3, 4, 5, 6, "7-run", "7-build"):
+        spec = CASES.get(case, {})
         if case == 4:
             if not c4:
                 continue
@@ -421,7 +489,8 @@ def write_png(tmp, out_png, meta, notes, results, c4):
             panels.append(("4. peak RSS of run", "MiB (median, min–max)", rows, tgt))
             continue
         res = results.get(case)
-        cn = case_notes(notes, case)
+        cn = case_notes(notes, spec.get("case", case), spec.get("part"))
+        cn = [n for n in cn if n["status"] != "info"]
         if res is None and not cn:
             continue
         res = res or {}
@@ -438,8 +507,9 @@ def write_png(tmp, out_png, meta, notes, results, c4):
                 na = any(n["status"] == "not-available" for n in cn if n["who"] == name)
                 rows.append((name, 0, 0, 0, COLORS.get(name, 0), "n/a yet" if na else "failed"))
         tgt = None
-        if CASES[case]["target"] is not None and "crun" in res:
-            tgt = (res["crun"]["mean"] * scale * CASES[case]["target"], f"puncker target: ≤ {CASES[case]['target']} × crun")
+        subject, peer = spec.get("subject", "puncker"), spec.get("peer", "crun")
+        if spec["target"] is not None and peer in res:
+            tgt = (res[peer]["mean"] * scale * spec["target"], f"{subject} target: ≤ {spec['target']} × {peer}")
         panels.append((CASES[case]["short"].format(conc=conc), f"{unit} (mean ± σ)", rows, tgt))
     if not panels:
         return False
@@ -449,7 +519,7 @@ def write_png(tmp, out_png, meta, notes, results, c4):
     g.append(f"set terminal pngcairo size {460 * cols + 40},{380 * nrows + 70} font 'DejaVu Sans,11'")
     g.append(f"set output {gp_str(out_png)}")
     g.append("set encoding utf8")
-    title = f"puncker vs crun vs runc — {meta.get('date', '')} — {meta.get('nproc', '?')} CPUs, kernel {meta.get('kernel', '?')}"
+    title = f"Pieces benchmark — {meta.get('date', '')} — {meta.get('nproc', '?')} CPUs, kernel {meta.get('kernel', '?')}"
     g.append(f"set multiplot layout {nrows},{cols} title {gp_str(title)} font ',13'")
     g.append("set style fill solid 0.85 border rgb 'black'")
     g.append("set boxwidth 0.6")
@@ -463,6 +533,7 @@ def write_png(tmp, out_png, meta, notes, results, c4):
         top = max((r[3] for r in rows), default=1) or 1
         g.append(f"$d{i} << EOD")
         for j, (label, v, lo, hi, color, text) in enumerate(rows):
+            label = CHART_LABEL.get(label, label)
             g.append(f"{j} {gp_str(label)} {v:.6f} {lo:.6f} {hi:.6f} {color} {gp_str(text)}")
         g.append("EOD")
         g.append(f"set title {gp_str(ptitle)} font ',12'")

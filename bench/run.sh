@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Benchmarks puncker side by side with crun and runc (issue #3).
+# Benchmarks puncker side by side with crun and runc, and pieces with docker, podman and
+# buildah (issue #3).
 #
-#   bench/run.sh                 all cases (1-6; 7 and 8 are listed as not yet available)
+#   bench/run.sh                 all cases (1-7; 8 is listed as not yet available)
 #   bench/run.sh case1 case4     only these cases ("4" works too)
 #   BENCH_CASES="1 2" bench/run.sh
-#   BENCH_SKIP_DOCKER=1 bench/run.sh   everything but case 6
+#   BENCH_SKIP_DOCKER=1 bench/run.sh   everything but cases 6 and 7
 #
 # Writes bench/results/latest.md and bench/results/latest.png; the raw hyperfine JSON and the
 # other measurements go to bench/results/tmp/ (gitignored) and bench/report.py builds the
@@ -20,33 +21,36 @@ WARMUP=${BENCH_WARMUP:-3}          # hyperfine warm-up runs, every contender
 RUNS=${BENCH_RUNS:-100}            # timed runs for cases 1, 2, 3
 RUNS_CONC=${BENCH_RUNS_CONC:-5}    # timed runs for case 5
 RUNS_DOCKER=${BENCH_RUNS_DOCKER:-15}  # timed runs for case 6
+RUNS_PIECES=${BENCH_RUNS_PIECES:-20}  # timed runs for case 7 (run --rm, and cached rebuild)
 CONC=${BENCH_CONCURRENCY:-50}      # containers at once in case 5
 RSS_RUNS=${BENCH_RSS_RUNS:-20}     # /usr/bin/time samples per runtime in case 4
 MEM_FLOOR_KIB=${BENCH_MEM_FLOOR_KIB:-64}  # case 4 bisects memory limits between this and 64 MiB
 DOCKER=/usr/bin/docker             # Debian's client, matching dockerd 20.10
+PODMAN=/usr/bin/podman
+BUILDAH=/usr/bin/buildah
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (containers, cgroups and dockerd need it)"
 
 # ---------------------------------------------------------------- which cases
-all_cases="1 2 3 4 5 6"
+all_cases="1 2 3 4 5 6 7"
 sel=""
 if (($#)); then
   for a in "$@"; do
     case $a in
       all) sel="$all_cases" ;;
-      case[1-6] | [1-6]) sel="$sel ${a#case}" ;;
-      case[78] | [78]) log "case ${a#case}: not yet available (pieces not landed); listed in the report" ;;
+      case[1-7] | [1-7]) sel="$sel ${a#case}" ;;
+      case8 | 8) log "case 8: not yet available (the registry client has not landed); listed in the report" ;;
       -h | --help) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-      *) die "unknown argument '$a' (expected case1..case6, 1..6 or all)" ;;
+      *) die "unknown argument '$a' (expected case1..case7, 1..7 or all)" ;;
     esac
   done
 else
   sel=${BENCH_CASES:-$all_cases}
   sel=${sel//case/}
 fi
-if [ "${BENCH_SKIP_DOCKER:-0}" = 1 ]; then sel=$(for c in $sel; do [ "$c" = 6 ] || echo "$c"; done); fi
+if [ "${BENCH_SKIP_DOCKER:-0}" = 1 ]; then sel=$(for c in $sel; do [ "$c" = 6 ] || [ "$c" = 7 ] || echo "$c"; done); fi
 sel=$(printf '%s\n' $sel | sort -un | tr '\n' ' ')
 sel=${sel% }
 want() { [[ " $sel " == *" $1 "* ]]; }
@@ -58,7 +62,8 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for p in hyperfine jq runc crun busybox-static time gnuplot-nox python3 util-linux procps; do
   have_pkg "$p" || need_pkgs+=("$p")
 done
-if want 6; then have_pkg docker.io || need_pkgs+=(docker.io); fi
+if want 6 || want 7; then have_pkg docker.io || need_pkgs+=(docker.io); fi
+if want 7; then for p in podman buildah conmon; do have_pkg "$p" || need_pkgs+=("$p"); done; fi
 if ((${#need_pkgs[@]})); then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -70,12 +75,18 @@ PY=/usr/bin/python3
 # ---------------------------------------------------------------- puncker
 BUILD_NOTE=""
 mkdir -p "$TMPR"
-if [ -z "${PUNCKER:-}" ]; then
+# the binaries to build: puncker always; pieces for case 7 (unless PIECES names one)
+targets=()
+[ -n "${PUNCKER:-}" ] || targets+=(puncker)
+if want 7 && [ -z "${PIECES:-}" ]; then targets+=(pieces); fi
+if ((${#targets[@]})); then
   if [ -f "$REPO/build/build.ninja" ] || [ -f "$REPO/build/Makefile" ]; then
-    log "building puncker (cmake --build build --target puncker)"
-    if ! cmake --build "$REPO/build" --target puncker >"$RESULTS/tmp/build.log" 2>&1; then
-      [ -x "$REPO/build/src/puncker" ] || { cat "$RESULTS/tmp/build.log" >&2; die "puncker does not build"; }
-      BUILD_NOTE="cmake --build failed ($(tail -n 1 "$RESULTS/tmp/build.log" | cut -c1-200)); measured the binary already in build/"
+    log "building ${targets[*]} (cmake --build build --target ${targets[*]})"
+    if ! cmake --build "$REPO/build" --target "${targets[@]}" >"$RESULTS/tmp/build.log" 2>&1; then
+      for t in "${targets[@]}"; do
+        [ -x "$REPO/build/src/$t" ] || { cat "$RESULTS/tmp/build.log" >&2; die "$t does not build"; }
+      done
+      BUILD_NOTE="cmake --build failed ($(tail -n 1 "$RESULTS/tmp/build.log" | cut -c1-200)); measured the binaries already in build/"
       log "warning: $BUILD_NOTE"
     fi
     rm -f "$RESULTS/tmp/build.log"
@@ -84,10 +95,16 @@ if [ -z "${PUNCKER:-}" ]; then
     "$REPO/scripts/install-deps.sh"
     "$REPO/scripts/build.sh" >/dev/null
   fi
-  PUNCKER=$REPO/build/src/puncker
 fi
+PUNCKER=${PUNCKER:-$REPO/build/src/puncker}
 PUNCKER=$(readlink -f "$PUNCKER")
 [ -x "$PUNCKER" ] || die "puncker not found at $PUNCKER"
+PIECES_SRC=""
+if want 7; then
+  PIECES=${PIECES:-$REPO/build/src/pieces}
+  PIECES_SRC=$(readlink -f "$PIECES")
+  [ -x "$PIECES_SRC" ] || die "pieces not found at $PIECES"
+fi
 CRUN=$(command -v crun)
 RUNC=$(command -v runc)
 RUNTIMES=(puncker crun runc)
@@ -103,6 +120,7 @@ PUNCKER_SRC=$PUNCKER
 mkdir -p "$WORK/bin"
 cp "$PUNCKER_SRC" "$WORK/bin/puncker"
 PUNCKER=$WORK/bin/puncker
+if [ -n "$PIECES_SRC" ]; then cp "$PIECES_SRC" "$WORK/bin/pieces"; PIECES=$WORK/bin/pieces; fi
 BIN[puncker]=$PUNCKER
 declare -A ROOT
 for r in "${RUNTIMES[@]}"; do ROOT[$r]=$WORK/root-$r; mkdir -p "${ROOT[$r]}"; done
@@ -114,9 +132,11 @@ DOCKERD_PID=
 DAEMON_JSON=/etc/docker/daemon.json
 DAEMON_JSON_BACKUP=
 DAEMON_JSON_TOUCHED=0
+C7_DIRTY=0
 cleanup() {
   set +e
   for r in "${RUNTIMES[@]}"; do "$BENCH/lib/clean.sh" "${BIN[$r]}" "${ROOT[$r]}"; done
+  [ "$C7_DIRTY" = 0 ] || case7_clean
   if [ "$DOCKERD_STARTED" = 1 ] && [ -n "$DOCKERD_PID" ]; then
     log "stopping the dockerd this script started (pid $DOCKERD_PID)"
     kill "$DOCKERD_PID" 2>/dev/null
@@ -132,10 +152,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# note CASE CONTENDER STATUS TEXT — a fact for the report (failed / not-available / info)
+# note CASE CONTENDER STATUS TEXT [PART] — a fact for the report (failed / not-available /
+# info); PART tells the tables of one case apart (case 7: run, build)
 note() {
-  jq -nc --arg case "$1" --arg who "$2" --arg status "$3" --arg text "$4" \
-    '{case: ($case|tonumber), who: $who, status: $status, text: $text}' >>"$NOTES"
+  jq -nc --arg case "$1" --arg who "$2" --arg status "$3" --arg text "$4" --arg part "${5:-}" \
+    '{case: ($case|tonumber), who: $who, status: $status, text: $text}
+     + (if $part == "" then {} else {part: $part} end)' >>"$NOTES"
 }
 # last non-empty line of a file, trimmed
 last_line() { grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1 | cut -c1-400 || true; }
@@ -189,17 +211,23 @@ jq -n \
   --arg commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')" \
   --arg crun "$(ver "$CRUN" --version)" \
   --arg runc "$(ver "$RUNC" --version)" \
-  --arg docker "$(if want 6; then ver dockerd --version; else echo 'not used (case 6 not run)'; fi)" \
+  --arg docker "$(if want 6 || want 7; then ver dockerd --version; else echo 'not used (cases 6 and 7 not run)'; fi)" \
+  --arg pieces "$(if want 7; then ver "$PIECES" --version; else echo 'not used (case 7 not run)'; fi)" \
+  --arg pieces_path "$PIECES_SRC" \
+  --arg pieces_sha "$(if want 7; then sha256sum "$PIECES" | cut -c1-12; fi)" \
+  --arg podman "$(if want 7; then ver "$PODMAN" --version; else echo 'not used (case 7 not run)'; fi)" \
+  --arg buildah "$(if want 7; then ver "$BUILDAH" --version; else echo 'not used (case 7 not run)'; fi)" \
   --arg hyperfine "$(ver hyperfine --version)" \
   --arg cases "$sel" \
   --arg warmup "$WARMUP" --arg runs "$RUNS" --arg runs_conc "$RUNS_CONC" \
-  --arg runs_docker "$RUNS_DOCKER" --arg conc "$CONC" --arg rss_runs "$RSS_RUNS" \
+  --arg runs_docker "$RUNS_DOCKER" --arg runs_pieces "$RUNS_PIECES" --arg conc "$CONC" --arg rss_runs "$RSS_RUNS" \
   --arg mem_floor_kib "$MEM_FLOOR_KIB" \
   '$ARGS.named' >"$TMPR/meta.json"
 
 # preflight CASE NAME LOGFILE CMD... — run a contender's command once; on failure, record the
 # error line for the report and return 1 so that the contender is left out of hyperfine (which
 # would otherwise abort the whole case).
+# (PREFLIGHT_PART, when set, goes with the note: which table of the case failed)
 preflight() {
   local c=$1 who=$2 errf=$3; shift 3
   local rc=0
@@ -207,17 +235,19 @@ preflight() {
   [ "$rc" = 0 ] && return 0
   local line; line=$(last_line "$errf")
   [ "$rc" = 124 ] && line="timed out after 120 s${line:+: $line}"
-  note "$c" "$who" failed "exit $rc: ${line:-no output}"
-  log "case $c: $who failed (exit $rc): ${line:-no output}"
+  note "$c" "$who" failed "exit $rc: ${line:-no output}" "${PREFLIGHT_PART:-}"
+  log "case $c${PREFLIGHT_PART:+ ($PREFLIGHT_PART)}: $who failed (exit $rc): ${line:-no output}"
   return 1
 }
 
 declare -A CASE_SECONDS
 # hf CASE ARGS... — one hyperfine invocation for a case, JSON into results/tmp/caseN.json
+# (CASE may carry a part: "7-run" writes case7-run.json and notes part "run")
 hf() {
   local c=$1; shift
+  local part=""; [[ $c == *-* ]] && part=${c#*-}
   hyperfine --style basic --export-json "$TMPR/case$c.json" "$@" >"$TMPR/case$c.log" 2>&1 || {
-    note "$c" all failed "hyperfine failed: $(last_line "$TMPR/case$c.log")"
+    note "${c%%-*}" all failed "hyperfine failed: $(last_line "$TMPR/case$c.log")" "$part"
     log "case $c: hyperfine failed, see $TMPR/case$c.log"
     return 0
   }
@@ -409,15 +439,22 @@ case5() {
 
 # ---------------------------------------------------------------- case 6: docker end to end
 docker_up() { [ -S /var/run/docker.sock ] && timeout 10 "$DOCKER" version >/dev/null 2>&1; }
-case6() {
+# docker_start CASE — once per invocation: puncker and crun in daemon.json's runtimes, and a
+# dockerd (the running one, reloaded; else one started here and stopped by cleanup).
+# Returns 1 (with a note for CASE) when no dockerd answers.
+DOCKER_READY=0
+docker_start() {
+  [ "$DOCKER_READY" = 1 ] && return 0
   local want_rt
   want_rt=$(jq -n --arg p "$PUNCKER" --arg c "$CRUN" '{puncker: {path: $p}, crun: {path: $c}}')
   mkdir -p /etc/docker
   local cur='{}'
   if [ -s "$DAEMON_JSON" ]; then
     cur=$(cat "$DAEMON_JSON")
-    DAEMON_JSON_BACKUP=$WORK/daemon.json.orig
-    cp "$DAEMON_JSON" "$DAEMON_JSON_BACKUP"
+    if [ "$DAEMON_JSON_TOUCHED" = 0 ]; then
+      DAEMON_JSON_BACKUP=$WORK/daemon.json.orig
+      cp "$DAEMON_JSON" "$DAEMON_JSON_BACKUP"
+    fi
   fi
   local merged; merged=$(jq --argjson rt "$want_rt" '.runtimes = ((.runtimes // {}) + $rt)' <<<"$cur")
   if [ "$(jq -S . <<<"$merged")" != "$(jq -S . <<<"$cur")" ]; then
@@ -425,16 +462,22 @@ case6() {
     DAEMON_JSON_TOUCHED=1
   fi
   if docker_up; then
-    log "case 6: using the running dockerd"
+    log "case $1: using the running dockerd"
     if [ "$DAEMON_JSON_TOUCHED" = 1 ]; then kill -HUP "$(pidof dockerd)"; sleep 1; fi
+  elif [ "$DOCKERD_STARTED" = 1 ]; then
+    note "$1" all failed "the dockerd started for an earlier case does not answer"; return 1
   else
-    log "case 6: starting dockerd (log: $TMPR/dockerd.log)"
+    log "case $1: starting dockerd (log: $TMPR/dockerd.log)"
     dockerd >"$TMPR/dockerd.log" 2>&1 &
     DOCKERD_PID=$!
     DOCKERD_STARTED=1
     for _ in $(seq 120); do docker_up && break; sleep 0.5; done
-    docker_up || { note 6 all failed "dockerd did not come up: $(last_line "$TMPR/dockerd.log")"; return 0; }
+    docker_up || { note "$1" all failed "dockerd did not come up: $(last_line "$TMPR/dockerd.log")"; return 1; }
   fi
+  DOCKER_READY=1
+}
+case6() {
+  docker_start 6 || return 0
   local img=pieces-bench-bb:latest
   tar -C "$ROOTFS" -c . | "$DOCKER" import - "$img" >/dev/null
   local args=() r
@@ -445,6 +488,161 @@ case6() {
   done
   if ((${#args[@]})); then hf 6 -N -w "$WARMUP" -r "$RUNS_DOCKER" "${args[@]}"; fi
   "$DOCKER" image rm "$img" >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------- case 7: pieces vs docker vs podman/buildah
+# The same busybox rootfs as a tar.gz: pieces builds its base image from it (FROM_URL file://),
+# docker and podman import it. Everything lives under $WORK/c7 (pieces' store, podman's and
+# buildah's storage, the build contexts) or in dockerd under the pieces-bench-c7-* names, and
+# case7_clean removes it all.
+C7=$WORK/c7
+C7_IMG=pieces-bench-c7-bb:latest      # docker's and podman's name of the imported rootfs
+C7_X=pieces-bench-c7-x:latest         # what the rebuild tags, everywhere
+PM_ARGS=()                             # podman's and buildah's global flags (their own storage)
+BA_ARGS=()
+C7_LIBPOD_CG_BEFORE=""
+case7_clean() {
+  # pieces' containers (a --rm run interrupted by a failure) and its store
+  if [ -n "${PIECES:-}" ] && [ -d "$C7/store" ]; then
+    "$PIECES" --root "$C7/store" ps -a -q 2>/dev/null | xargs -r "$PIECES" --root "$C7/store" rm -f >/dev/null 2>&1 || true
+  fi
+  if ((${#PM_ARGS[@]})); then
+    timeout 120 "$PODMAN" "${PM_ARGS[@]}" rm --all --force --time 0 >/dev/null 2>&1 || true
+    timeout 60 "$BUILDAH" "${BA_ARGS[@]}" rm --all >/dev/null 2>&1 || true
+    timeout 120 "$PODMAN" "${PM_ARGS[@]}" rmi --all --force >/dev/null 2>&1 || true
+  fi
+  if [ "$DOCKER_READY" = 1 ]; then
+    "$DOCKER" image rm -f "$C7_X" "$C7_IMG" >/dev/null 2>&1 || true
+  fi
+  # anything still mounted under our directory (overlay of a container, podman's shm), deepest first
+  if [ -d "$C7" ]; then
+    awk -v d="$C7" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    rm -rf "$C7"
+  fi
+  # podman's cgroupfs parents (conmon's), if this case created them and nothing uses them now
+  if [ -z "$C7_LIBPOD_CG_BEFORE" ]; then
+    for d in /sys/fs/cgroup/*/libpod_parent/conmon /sys/fs/cgroup/*/libpod_parent; do
+      [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+    done
+  fi
+  C7_DIRTY=0
+}
+# fully_cached WHO LOG — did this rebuild take every step from the cache? (a note if not)
+fully_cached() {
+  local who=$1 f=$2 ok=1
+  case $who in
+    pieces) grep -qE "\(id [0-9a-f]+; ([0-9]+) steps, \1 from the cache\)" "$f" || ok=0 ;;
+    # FROM + 5 steps: the legacy builder and buildah say "Using cache" for each of the 5
+    docker | buildah) [ "$(grep -c 'Using cache' "$f")" -ge 5 ] || ok=0 ;;
+  esac
+  if [ "$ok" = 0 ]; then
+    note 7 "$who" info "the rebuild was not fully cached: $(grep -v 'Using cache' "$f" | grep -iE 'step|cache' | tail -n 3 | tr '\n' ' ')" build
+    log "case 7: $who: the rebuild was not fully cached (see $f)"
+  fi
+}
+case7() {
+  C7_DIRTY=1
+  mkdir -p "$C7"/{base,ctx,dctx,containers/tmp}
+  ls -d /sys/fs/cgroup/*/libpod_parent >/dev/null 2>&1 && C7_LIBPOD_CG_BEFORE=yes
+  local tgz=$C7/busybox-rootfs.tar.gz
+  tar -C "$ROOTFS" --numeric-owner -czf "$tgz" .
+  local P="$PIECES --root $C7/store"
+  PM_ARGS=(--root "$C7/containers/root" --runroot "$C7/containers/runroot" --tmpdir "$C7/containers/tmp"
+           --storage-driver overlay --cgroup-manager cgroupfs --events-backend file --runtime "$RUNC")
+  BA_ARGS=(--root "$C7/containers/root" --runroot "$C7/containers/runroot" --storage-driver overlay)
+  local PM="$PODMAN ${PM_ARGS[*]}" BA="$BUILDAH ${BA_ARGS[*]}"
+
+  # the images: pieces builds bb from the tarball; docker and podman import it
+  echo "FROM_URL file://$tgz" >"$C7/base/Piecefile"
+  local have_pieces=1 have_docker=1 have_podman=1
+  PREFLIGHT_PART=run
+  preflight 7 pieces "$WORK/pf7-pieces-base" $P build -t bb "$C7/base" || have_pieces=0
+  if docker_start 7; then
+    preflight 7 docker "$WORK/pf7-docker-import" "$DOCKER" import "$tgz" "$C7_IMG" || have_docker=0
+  else
+    have_docker=0
+  fi
+  preflight 7 podman "$WORK/pf7-podman-import" $PM import "$tgz" "$C7_IMG" || have_podman=0
+
+  # ---- run --rm of /bin/true
+  local args=() cmd
+  if [ "$have_pieces" = 1 ]; then
+    cmd="$P run --rm bb true"
+    preflight 7 pieces "$WORK/pf7-pieces-run" $cmd && args+=(-n pieces "$cmd")
+    cmd="$P run --rm --network none bb true"
+    preflight 7 "pieces --network none" "$WORK/pf7-pieces-run-nn" $cmd && args+=(-n "pieces --network none" "$cmd")
+  fi
+  if [ "$have_docker" = 1 ]; then
+    cmd="$DOCKER run --rm $C7_IMG true"
+    preflight 7 docker "$WORK/pf7-docker-run" $cmd && args+=(-n docker "$cmd")
+  fi
+  if [ "$have_podman" = 1 ]; then
+    cmd="$PM run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 $C7_IMG true"
+    preflight 7 podman "$WORK/pf7-podman-run" $cmd && args+=(-n podman "$cmd")
+  fi
+  if ((${#args[@]})); then hf 7-run -N -w "$WARMUP" -r "$RUNS_PIECES" "${args[@]}"; fi
+
+  # ---- a fully cached rebuild: the same steps for all three
+  echo "copied in by COPY" >"$C7/ctx/motd.txt"
+  cp "$C7/ctx/motd.txt" "$C7/dctx/motd.txt"
+  local steps
+  steps=$(cat <<'STEPS'
+ENV GREETING="hello from pieces-bench"
+WORKDIR /app
+COPY motd.txt ./
+RUN echo "$GREETING" > greeting && ls -l /app > listing
+CMD ["cat", "/app/greeting"]
+STEPS
+)
+  printf 'FROM_URL file://%s\n%s\n' "$tgz" "$steps" >"$C7/ctx/Piecefile"
+  printf 'FROM %s\n%s\n' "$C7_IMG" "$steps" >"$C7/dctx/Dockerfile"
+  PREFLIGHT_PART=build
+  args=()
+  # each: one uncached build (preflight), one rebuild checked to be fully cached, then hyperfine
+  if [ "$have_pieces" = 1 ]; then
+    cmd="$P build -t $C7_X $C7/ctx"
+    if preflight 7 pieces "$WORK/pf7-pieces-build" $cmd && preflight 7 pieces "$WORK/pf7-pieces-rebuild" $cmd; then
+      fully_cached pieces "$WORK/pf7-pieces-rebuild"
+      args+=(-n pieces "$cmd")
+    fi
+  fi
+  if [ "$have_docker" = 1 ]; then
+    # the legacy builder of dockerd 20.10 (DOCKER_BUILDKIT=0 is in hyperfine's environment)
+    cmd="$DOCKER build -t $C7_X $C7/dctx"
+    if DOCKER_BUILDKIT=0 preflight 7 docker "$WORK/pf7-docker-build" $cmd &&
+       DOCKER_BUILDKIT=0 preflight 7 docker "$WORK/pf7-docker-rebuild" $cmd; then
+      fully_cached docker "$WORK/pf7-docker-rebuild"
+      args+=(-n docker "$cmd")
+    fi
+  fi
+  if [ "$have_podman" = 1 ]; then
+    cmd="$BA bud --layers -t $C7_X $C7/dctx"
+    local built=1
+    if ! timeout 120 $cmd </dev/null >"$WORK/pf7-buildah-build" 2>&1; then
+      # RUN with the default (oci) isolation failed: chroot isolation needs no runtime
+      local why; why=$(last_line "$WORK/pf7-buildah-build")
+      log "case 7 (build): buildah with the default isolation failed ($why); trying --isolation chroot"
+      cmd="$BA bud --layers --isolation chroot -t $C7_X $C7/dctx"
+      if preflight 7 buildah "$WORK/pf7-buildah-build" $cmd; then
+        note 7 buildah info "--isolation chroot: the default isolation failed: $why" build
+      else
+        built=0
+      fi
+    fi
+    if [ "$built" = 1 ] && preflight 7 buildah "$WORK/pf7-buildah-rebuild" $cmd; then
+      fully_cached buildah "$WORK/pf7-buildah-rebuild"
+      args+=(-n buildah "$cmd")
+    fi
+  fi
+  PREFLIGHT_PART=
+  if ((${#args[@]})); then DOCKER_BUILDKIT=0 hf 7-build -N -w "$WARMUP" -r "$RUNS_PIECES" "${args[@]}"; fi
+
+  # what the report says about the set-up
+  local drt=""; [ "$have_docker" = 1 ] && drt=$("$DOCKER" info --format '{{.DefaultRuntime}}' 2>/dev/null || true)
+  jq -n --arg docker_runtime "$drt" --arg podman_runtime "$RUNC" --arg tgz_bytes "$(stat -c %s "$tgz")" \
+    '$ARGS.named' >"$TMPR/case7.json"
+  case7_clean
 }
 
 # ---------------------------------------------------------------- run
