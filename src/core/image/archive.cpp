@@ -283,7 +283,8 @@ public:
             int r = archive_read_next_header(a.get(), &e);
             if (r == ARCHIVE_EOF) break;
             if (r < ARCHIVE_WARN) fail();
-            const char* path = archive_entry_pathname(e);
+            const char* path = archive_entry_pathname(e);  // the locale form; where that fails, UTF-8
+            if (!path) path = archive_entry_pathname_utf8(e);
             std::string name = clean_name(path ? path : "");
             if (const char* hard = archive_entry_hardlink(e)) {
                 links_[name] = clean_name(hard);
