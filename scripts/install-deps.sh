@@ -16,6 +16,8 @@ pkgs=(
   runc crun hyperfine jq procps
   # tools that read and write OCI image layouts, to check the store against
   skopeo
+  # a real registry (the CNCF distribution registry) the pull tests start on loopback
+  docker-registry
   # real clients the tests drive: dockerd; containerd and ctr (its runc shim calls puncker);
   # podman with conmon (rootful, --network none: no slirp4netns, uidmap or netavark needed)
   docker.io containerd podman conmon

@@ -34,5 +34,6 @@ command add_inspect(CLI::App& app, context& ctx);
 command add_save(CLI::App& app, context& ctx);
 command add_load(CLI::App& app, context& ctx);
 command add_prune(CLI::App& app, context& ctx);
+command add_pull(CLI::App& app, context& ctx);
 
 }  // namespace pieces_cli

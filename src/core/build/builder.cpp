@@ -22,6 +22,7 @@
 #include "core/image/fetch.h"
 #include "core/image/image.h"
 #include "core/image/layer.h"
+#include "core/image/pull.h"
 #include "core/image/rootfs.h"
 #include "core/image/store.h"
 
@@ -248,8 +249,15 @@ private:
     void from(const instruction& ins) {
         std::string ref = start_stage(ins).at(0);
         std::optional<digest> manifest = s_.resolve(ref);
-        if (!manifest)
-            throw error("FROM " + ref + ": no such image in the store (build it, load it with `pieces load`, or start from FROM_URL)");
+        if (!manifest) {
+            try {
+                image::pull_options how;
+                how.say = o_.say;
+                manifest = image::pull(s_, ref, how).manifest;
+            } catch (const error& e) {
+                throw error("FROM " + ref + ": no such image in the store, and pulling it failed: " + e.what());
+            }
+        }
         img_ = image::load(s_, *manifest);
         base_kind_ = "FROM";
         base_ref_ = ref;

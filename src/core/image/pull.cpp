@@ -1,0 +1,189 @@
+#include "core/image/pull.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/image/image.h"
+#include "core/image/rootfs.h"
+
+namespace pieces::image {
+namespace {
+
+using json = nlohmann::json;
+
+struct download {
+    size_t index;  ///< in the manifest's layers
+    digest blob;
+    int64_t size;
+    std::string temp;
+};
+
+// Undoes what a pull added to the store, unless it completed.
+class rollback {
+public:
+    explicit rollback(store& s) : s_(s) {}
+    ~rollback() {
+        if (done_) return;
+        for (const auto& t : temps_) ::unlink(t.c_str());
+        for (const auto& b : blobs_) ::unlink(s_.blob_path(b).c_str());
+        for (const auto& l : layers_) remove_all(s_.layer_dir(l));
+    }
+    rollback(const rollback&) = delete;
+    rollback& operator=(const rollback&) = delete;
+    void temp(const std::string& path) { temps_.push_back(path); }
+    /// Stores `data` as a blob, remembering it when it is new.
+    digest put(std::string_view data) {
+        digest d = sha256_of(data);
+        if (!s_.has_blob(d)) blobs_.push_back(s_.put_blob(data));
+        return d;
+    }
+    void adopted(const digest& d) { blobs_.push_back(d); }
+    void layer(const digest& chain) { layers_.push_back(chain); }
+    void commit() { done_ = true; }
+
+private:
+    store& s_;
+    std::vector<std::string> temps_;
+    std::vector<digest> blobs_;
+    std::vector<digest> layers_;
+    bool done_ = false;
+};
+
+std::string short_id(const digest& d) { return d.hex().substr(0, 12); }
+
+}  // namespace
+
+json oci_manifest_of(const json& manifest) {
+    json out = manifest;
+    std::string type = manifest.value("mediaType", std::string(media_manifest));
+    if (type != media_manifest && type != media_docker_manifest) throw error("manifest: not an image manifest (" + type + ")");
+    out["mediaType"] = media_manifest;
+    if (!out.contains("config") || !out["config"].is_object()) throw error("manifest: no config");
+    if (out["config"].value("mediaType", std::string()) == media_docker_config) out["config"]["mediaType"] = media_config;
+    if (!out.contains("layers")) out["layers"] = json::array();
+    for (auto& l : out["layers"]) {
+        std::string t = l.value("mediaType", std::string());
+        if (t == media_docker_layer_gzip) l["mediaType"] = media_layer_gzip;
+        else if (t != media_layer_gzip && t != media_layer_zstd && t != media_layer_tar)
+            throw error("manifest: layer type " + quote(t) + " is not supported (foreign or non-distributable layers)");
+        if (l.contains("urls")) throw error("manifest: layers fetched from other URLs are not supported");
+    }
+    return out;
+}
+
+pull_result pull(store& s, const std::string& ref_text, const pull_options& opts) {
+    reference ref = reference::parse(ref_text);
+    return with_context("pull " + ref.str(), [&] {
+        auto say = [&](const std::string& line) {
+            if (opts.say) opts.say(line);
+        };
+        platform want = opts.want ? *opts.want : platform::host();
+        registry_client client(ref);
+        pull_result result;
+
+        // The manifest, through the index when the reference names one.
+        fetched_manifest top = client.manifest(ref.manifest_ref());
+        result.registry_digest = top.dgst;
+        fetched_manifest chosen = std::move(top);
+        if (chosen.is_index()) {
+            json entry = choose_platform(chosen.json, want);
+            chosen = client.manifest(entry.at("digest").get<std::string>());
+            if (chosen.is_index()) throw error("an index inside an index is not supported");
+        }
+        json manifest = oci_manifest_of(chosen.json);
+        const json& config_desc = manifest["config"];
+        digest config_digest = digest::parse(config_desc.value("digest", ""));
+        int64_t config_size = config_desc.value("size", int64_t{-1});
+
+        rollback undo(s);
+        std::string config_text = s.has_blob(config_digest) ? s.read_blob(config_digest) : client.blob_text(config_digest, config_size);
+        json config = json::parse(config_text, nullptr, false);
+        if (!config.is_object()) throw error("config: invalid JSON");
+        size_t diff_ids = config.value("rootfs", json::object()).value("diff_ids", json::array()).size();
+        if (diff_ids != manifest["layers"].size())
+            throw error("the manifest lists " + std::to_string(manifest["layers"].size()) + " layers, the config " +
+                        std::to_string(diff_ids) + " diff_ids");
+
+        // Layers not yet in the store, downloaded a few at a time into temporary files.
+        std::vector<download> todo;
+        for (size_t i = 0; i < manifest["layers"].size(); ++i) {
+            const json& l = manifest["layers"][i];
+            digest d = digest::parse(l.value("digest", ""));
+            if (s.has_blob(d)) {
+                say(short_id(d) + ": already exists");
+                ++result.layers_present;
+                continue;
+            }
+            bool dup = false;
+            for (const auto& t : todo) dup = dup || t.blob == d;
+            if (dup) continue;
+            todo.push_back({i, d, l.value("size", int64_t{-1}), s.temp_path("pull")});
+            undo.temp(todo.back().temp);
+        }
+        std::atomic<size_t> next{0};
+        std::mutex mu;
+        std::exception_ptr failure;
+        auto worker = [&] {
+            for (size_t k = next++; k < todo.size(); k = next++) {
+                {
+                    std::lock_guard lock(mu);
+                    if (failure) return;
+                }
+                const download& job = todo[k];
+                try {
+                    if (job.size < 0) throw error("layer " + job.blob.str() + ": no size in the manifest");
+                    unique_fd out = open_path(job.temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                    progress_fn progress;
+                    if (opts.progress) progress = [&](uint64_t done, uint64_t total) { opts.progress(job.index, done, total); };
+                    client.blob(job.blob, job.size, out, progress);
+                    std::lock_guard lock(mu);
+                    say(short_id(job.blob) + ": pulled " + human_size(static_cast<uint64_t>(job.size)));
+                } catch (...) {
+                    std::lock_guard lock(mu);
+                    if (!failure) failure = std::current_exception();
+                    return;
+                }
+            }
+        };
+        std::vector<std::thread> threads;
+        size_t n = std::min<size_t>(std::max(1u, opts.jobs), todo.size());
+        for (size_t t = 0; t < n; ++t) threads.emplace_back(worker);
+        for (auto& t : threads) t.join();
+        if (failure) std::rethrow_exception(failure);
+
+        // Everything arrived intact: into the store.
+        for (const auto& job : todo) {
+            s.adopt_blob(job.temp, job.blob);
+            undo.adopted(job.blob);
+            ++result.layers_fetched;
+        }
+        undo.put(config_text);
+        if (chosen.media_type == media_docker_manifest) undo.put(chosen.body);  // the registry's own bytes, kept beside
+        std::string manifest_text = chosen.media_type == media_manifest ? chosen.body : manifest.dump();
+        result.manifest = undo.put(manifest_text);
+
+        image img = load(s, result.manifest);
+        std::vector<digest> chain;
+        for (const auto& l : img.layers) {
+            chain.push_back(l.diff_id);
+            if (!s.has_layer(chain_id(chain))) undo.layer(chain_id(chain));
+        }
+        ensure_unpacked(s, img);
+
+        result.name = ref.store_name();
+        if (!result.name.empty())
+            s.tag(result.name, result.manifest, media_manifest, static_cast<int64_t>(manifest_text.size()));
+        undo.commit();
+        return result;
+    });
+}
+
+}  // namespace pieces::image

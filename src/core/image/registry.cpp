@@ -1,0 +1,553 @@
+#include "core/image/registry.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/image/image.h"
+
+namespace pieces::image {
+namespace {
+
+using json = nlohmann::json;
+
+const char* const media_oci_manifest = "application/vnd.oci.image.manifest.v1+json";
+const char* const media_docker_schema1 = "application/vnd.docker.distribution.manifest.v1+json";
+const char* const media_docker_schema1_signed = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+std::string trim(std::string_view s) {
+    size_t b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string_view::npos) return {};
+    size_t e = s.find_last_not_of(" \t\r\n");
+    return std::string(s.substr(b, e - b + 1));
+}
+
+std::string home_config(const char* env, const char* file) {
+    if (const char* p = std::getenv(env); p && *p) return p;
+    if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/pieces/" + file;
+    const char* home = std::getenv("HOME");
+    return std::string(home && *home ? home : "/root") + "/.config/pieces/" + file;
+}
+
+// A JSON file that may be missing (then: an empty object); a broken one is an error.
+json read_json_file(const std::string& path) {
+    if (::access(path.c_str(), F_OK) != 0) return json::object();
+    json j = json::parse(read_file(path), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw error(quote(path) + ": invalid JSON");
+    return j;
+}
+
+std::string base64(std::string_view in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+std::optional<std::string> unbase64(std::string_view in) {
+    std::string text = trim(in);
+    if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+    std::string out(text.size() / 4 * 3 + 1, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
+                            static_cast<int>(text.size()));
+    if (n < 0) return std::nullopt;
+    size_t len = static_cast<size_t>(n);
+    for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;  // EVP counts padding as bytes
+    out.resize(len);
+    return out;
+}
+
+// "scheme://host:port" of a URL (what decides whether credentials may go there).
+std::string origin_of(const std::string& url) {
+    size_t scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return lower(url);
+    size_t path = url.find_first_of("/?#", scheme_end + 3);
+    return lower(url.substr(0, path));
+}
+
+// A registry key from an auth file ("https://index.docker.io/v1/", "host:5000") as a host.
+std::string auth_key_host(std::string key) {
+    if (size_t s = key.find("://"); s != std::string::npos) key = key.substr(s + 3);
+    key = key.substr(0, key.find('/'));
+    if (key == "index.docker.io" || key == "registry-1.docker.io") key = docker_hub;
+    return lower(key);
+}
+
+std::string url_escape(const std::string& s) {
+    std::string out;
+    const char* hex = "0123456789ABCDEF";
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+        else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+void curl_init_once() {
+    static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    if (!ok) throw error("libcurl: initialisation failed");
+}
+
+bool is_manifest_type(const std::string& t) { return t == media_oci_manifest || t == media_docker_manifest; }
+
+}  // namespace
+
+registry_settings settings_for(const std::string& registry) {
+    std::string path = home_config("PIECES_REGISTRIES_CONFIG", "registries.json");
+    registry_settings s;
+    reference probe;
+    probe.registry = registry;
+    s.insecure = probe.is_loopback();
+    json all = with_context("registry settings", [&] { return read_json_file(path); });
+    json regs = all.value("registries", json::object());
+    if (!regs.is_object()) throw error(quote(path) + ": \"registries\" must be an object");
+    for (const auto& [key, value] : regs.items()) {
+        if (auth_key_host(key) != lower(registry) || !value.is_object()) continue;
+        s.insecure = value.value("insecure", s.insecure);
+        s.ca_file = value.value("ca_file", std::string());
+        for (const auto& m : value.value("mirrors", json::array()))
+            if (m.is_string()) {
+                std::string url = m.get<std::string>();
+                while (!url.empty() && url.back() == '/') url.pop_back();
+                if (url.find("://") == std::string::npos) url = "https://" + url;
+                s.mirrors.push_back(url);
+            }
+    }
+    return s;
+}
+
+std::optional<std::string> credentials_for(const std::string& registry) {
+    std::string path = home_config("PIECES_AUTH_FILE", "auth.json");
+    json all = with_context("credentials", [&] { return read_json_file(path); });
+    json auths = all.value("auths", json::object());
+    if (!auths.is_object()) return std::nullopt;
+    for (const auto& [key, value] : auths.items()) {
+        if (auth_key_host(key) != lower(registry) || !value.is_object()) continue;
+        if (value.contains("auth") && value["auth"].is_string()) {
+            auto text = unbase64(value["auth"].get<std::string>());
+            if (!text || text->find(':') == std::string::npos)
+                throw error(quote(path) + ": the \"auth\" of " + quote(key) + " is not base64 of user:password");
+            return text;
+        }
+        if (value.contains("username") && value.contains("password"))
+            return value.value("username", std::string()) + ":" + value.value("password", std::string());
+    }
+    return std::nullopt;
+}
+
+platform platform::parse(const std::string& text) {
+    platform p;
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+        size_t slash = text.find('/', start);
+        parts.push_back(text.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+        if (slash == std::string::npos) break;
+        start = slash + 1;
+    }
+    if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty() || (parts.size() == 3 && parts[2].empty()))
+        throw error("platform " + quote(text) + ": expected os/architecture[/variant]");
+    p.os = parts[0];
+    p.architecture = parts[1];
+    if (parts.size() == 3) p.variant = parts[2];
+    return p;
+}
+
+platform platform::host() {
+    platform p;
+    p.architecture = oci_architecture();
+    return p;
+}
+
+std::string platform::str() const { return os + "/" + architecture + (variant.empty() ? "" : "/" + variant); }
+
+bool fetched_manifest::is_index() const { return media_type == media_oci_index || media_type == media_docker_list; }
+
+json choose_platform(const json& index, const platform& want) {
+    const json* best = nullptr;
+    std::vector<std::string> offered;
+    const json entries = index.value("manifests", json::array());
+    for (const auto& m : entries) {
+        if (!m.is_object()) continue;
+        std::string type = m.value("mediaType", std::string());
+        json p = m.value("platform", json::object());
+        std::string os = p.value("os", std::string()), arch = p.value("architecture", std::string());
+        std::string variant = p.value("variant", std::string());
+        bool attestation = m.value("annotations", json::object()).value("vnd.docker.reference.type", std::string()) == "attestation-manifest";
+        if (!is_manifest_type(type) || os.empty() || arch.empty() || os == "unknown" || arch == "unknown" || attestation) continue;
+        offered.push_back(os + "/" + arch + (variant.empty() ? "" : "/" + variant));
+        if (os != want.os || arch != want.architecture) continue;
+        if (!want.variant.empty() && !variant.empty() && variant != want.variant) continue;
+        bool exact = variant == want.variant;
+        if (!best || (exact && best->value("platform", json::object()).value("variant", std::string()) != want.variant)) best = &m;
+    }
+    if (!best) {
+        std::string list;
+        for (const auto& o : offered) list += (list.empty() ? "" : ", ") + o;
+        throw error("no image for " + want.str() + " (the index has " + (list.empty() ? "no usable image" : list) + ")");
+    }
+    return *best;
+}
+
+std::string check_manifest_type(const json& body, const std::string& content_type) {
+    std::string served = lower(trim(content_type.substr(0, content_type.find(';'))));
+    std::string declared = body.is_object() ? body.value("mediaType", std::string()) : std::string();
+    if (!body.is_object()) throw error("manifest: invalid JSON");
+    if (served == media_docker_schema1 || served == media_docker_schema1_signed || body.value("schemaVersion", 0) == 1)
+        throw error("manifest: Docker schema 1 manifests are not supported");
+    auto known = [](const std::string& t) {
+        return t == media_oci_manifest || t == media_oci_index || t == media_docker_manifest || t == media_docker_list;
+    };
+    if (!declared.empty()) {
+        if (!known(declared)) throw error("manifest: unsupported media type " + quote(declared));
+        if (known(served) && served != declared)
+            throw error("manifest: served as " + quote(served) + " but declares " + quote(declared));
+        return declared;
+    }
+    // An OCI manifest or index may leave mediaType out: the Content-Type says what it is, and the
+    // body must agree (an index has "manifests", a manifest "config").
+    if (!known(served)) throw error("manifest: no mediaType and unsupported Content-Type " + quote(served));
+    bool looks_index = body.contains("manifests");
+    if (looks_index != (served == media_oci_index || served == media_docker_list))
+        throw error("manifest: served as " + quote(served) + " but its content is " + (looks_index ? "an index" : "a manifest"));
+    return served;
+}
+
+challenge challenge::parse(const std::string& header) {
+    challenge c;
+    std::string h = trim(header);
+    size_t sp = h.find(' ');
+    c.scheme = h.substr(0, sp);
+    if (sp == std::string::npos) return c;
+    size_t i = sp + 1;
+    while (i < h.size()) {
+        while (i < h.size() && (h[i] == ' ' || h[i] == ',')) ++i;
+        size_t eq = h.find('=', i);
+        if (eq == std::string::npos) break;
+        std::string key = lower(trim(h.substr(i, eq - i)));
+        i = eq + 1;
+        std::string value;
+        if (i < h.size() && h[i] == '"') {
+            ++i;
+            while (i < h.size() && h[i] != '"') {
+                if (h[i] == '\\' && i + 1 < h.size()) ++i;
+                value += h[i++];
+            }
+            ++i;
+        } else {
+            size_t end = h.find(',', i);
+            value = trim(h.substr(i, end == std::string::npos ? std::string::npos : end - i));
+            i = end == std::string::npos ? h.size() : end;
+        }
+        c.params[key] = value;
+    }
+    return c;
+}
+
+// ---- the client ----
+
+struct registry_client::response {
+    long status = 0;
+    std::map<std::string, std::string> headers;  ///< lower-case names
+    std::string body;                            ///< what no sink took (error documents, small bodies)
+    CURLcode rc = CURLE_OK;
+    std::string curl_error;
+    std::string redirect;  ///< absolute Location of a 3xx
+    std::string sink_error;
+    bool ok() const { return rc == CURLE_OK && status >= 200 && status < 300; }
+    std::string header(const std::string& name) const {
+        auto it = headers.find(name);
+        return it == headers.end() ? std::string() : it->second;
+    }
+};
+
+registry_client::registry_client(reference ref) : ref_(std::move(ref)), settings_(settings_for(ref_.registry)) { curl_init_once(); }
+
+registry_client::~registry_client() = default;
+
+std::vector<registry_client::endpoint> registry_client::endpoints() const {
+    std::vector<endpoint> out;
+    for (const auto& m : settings_.mirrors) out.push_back({m, true});
+    std::string host = ref_.api_host();
+    if (settings_.insecure) {
+        out.push_back({"https://" + host, false});
+        out.push_back({"http://" + host, true});
+    } else {
+        out.push_back({"https://" + host, true});
+    }
+    return out;
+}
+
+namespace {
+
+struct transfer {
+    registry_client* client;
+    const std::function<bool(std::string_view)>* sink;
+    CURL* curl;
+    std::string* body;
+    std::map<std::string, std::string>* headers;
+    bool sink_refused = false;
+};
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
+    auto* t = static_cast<transfer*>(user);
+    std::string_view line(data, size * count);
+    if (line.rfind("HTTP/", 0) == 0) t->headers->clear();  // a new response (after 100 Continue)
+    size_t colon = line.find(':');
+    if (colon != std::string_view::npos) (*t->headers)[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
+    return size * count;
+}
+
+size_t on_body(char* data, size_t size, size_t count, void* user) {
+    auto* t = static_cast<transfer*>(user);
+    size_t n = size * count;
+    long status = 0;
+    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300 && *t->sink) {
+        if (!(*t->sink)(std::string_view(data, n))) {
+            t->sink_refused = true;
+            return 0;
+        }
+        return n;
+    }
+    if (t->body->size() + n > (16u << 20)) return 0;  // no document we read is this large
+    t->body->append(data, n);
+    return n;
+}
+
+}  // namespace
+
+registry_client::response registry_client::get_once(const std::string& url, const std::vector<std::string>& headers,
+                                                    const std::function<bool(std::string_view)>& sink, bool with_auth) {
+    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+    if (!curl) throw error("libcurl: no handle");
+    response r;
+    transfer t{this, &sink, curl.get(), &r.body, &r.headers};
+    curl_slist* list = nullptr;
+    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+    if (with_auth) {
+        std::lock_guard lock(auth_mutex_);
+        if (!authorization_.empty() && origin_of(url) == auth_host_)
+            list = curl_slist_append(list, ("Authorization: " + authorization_).c_str());
+    }
+    std::unique_ptr<curl_slist, void (*)(curl_slist*)> owned(list, curl_slist_free_all);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURL* c = curl.get();
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed by get(), which decides about credentials
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "pieces/" PIECES_VERSION);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+    // A transfer that stalls (under 1 byte/s for a minute) fails instead of hanging.
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (!settings_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
+    if (!verify_tls_) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    r.rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    if (r.rc != CURLE_OK) r.curl_error = errbuf[0] ? errbuf : curl_easy_strerror(r.rc);
+    if (t.sink_refused) r.sink_error = "refused by the receiver";
+    char* location = nullptr;
+    if (r.status >= 300 && r.status < 400 && curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location)
+        r.redirect = location;
+    return r;
+}
+
+registry_client::response registry_client::get(const std::string& path, const std::vector<std::string>& headers,
+                                               const std::function<bool(std::string_view)>& sink) {
+    std::string url = base_ + path;
+    bool reauthenticated = false;
+    for (int hops = 0; hops < 10; ++hops) {
+        // Credentials go to the registry's own origin only, never to where it redirects.
+        bool same_origin = origin_of(url) == origin_of(base_);
+        response r = get_once(url, headers, sink, same_origin);
+        if (r.rc == CURLE_OK && r.status == 401 && same_origin && !reauthenticated) {
+            std::string www = r.header("www-authenticate");
+            if (www.empty()) return r;
+            authenticate(challenge::parse(www));
+            reauthenticated = true;
+            continue;
+        }
+        if (r.rc == CURLE_OK && r.status >= 300 && r.status < 400 && !r.redirect.empty()) {
+            url = r.redirect;
+            continue;
+        }
+        return r;
+    }
+    throw error("too many redirects from " + base_ + path);
+}
+
+void registry_client::authenticate(const challenge& c) {
+    std::optional<std::string> creds = credentials_for(ref_.registry);
+    std::string scheme = lower(c.scheme);
+    std::string auth;
+    if (scheme == "basic") {
+        if (!creds) throw error("authentication required by " + ref_.registry + " (no credentials for it in the auth file)");
+        auth = "Basic " + base64(*creds);
+    } else if (scheme == "bearer") {
+        auto realm = c.params.find("realm");
+        if (realm == c.params.end() || realm->second.empty()) throw error("authentication: a Bearer challenge without a realm");
+        std::string url = realm->second;
+        std::string query;
+        if (auto s = c.params.find("service"); s != c.params.end()) query += "service=" + url_escape(s->second);
+        std::string scope = "repository:" + ref_.repository + ":pull";
+        if (auto s = c.params.find("scope"); s != c.params.end() && !s->second.empty()) scope = s->second;
+        query += std::string(query.empty() ? "" : "&") + "scope=" + url_escape(scope);
+        url += (url.find('?') == std::string::npos ? "?" : "&") + query;
+        std::vector<std::string> headers;
+        // Credentials go to the token server named by the registry (anonymous without them).
+        if (creds) headers.push_back("Authorization: Basic " + base64(*creds));
+        response r = get_once(url, headers, {}, false);
+        if (r.rc != CURLE_OK) throw error("token server " + origin_of(url) + ": " + r.curl_error);
+        if (r.status == 401 || r.status == 403) throw error("authentication refused by the token server " + origin_of(url) + " (HTTP " + std::to_string(r.status) + ")");
+        if (r.status != 200) throw error("token server " + origin_of(url) + ": HTTP " + std::to_string(r.status));
+        json j = json::parse(r.body, nullptr, false);
+        std::string token = j.is_object() ? j.value("token", j.value("access_token", std::string())) : std::string();
+        if (token.empty()) throw error("token server " + origin_of(url) + ": no token in its answer");
+        auth = "Bearer " + token;
+    } else {
+        throw error("authentication: unsupported scheme " + quote(c.scheme));
+    }
+    std::lock_guard lock(auth_mutex_);
+    // A second 401 with the same authorization means it was refused.
+    if (auth == authorization_ && last_challenge_) throw error("authentication refused by " + ref_.registry);
+    authorization_ = auth;
+    auth_host_ = origin_of(base_);
+    last_challenge_ = c;
+}
+
+std::string registry_client::describe_failure(const response& r, const std::string& what) const {
+    if (r.rc != CURLE_OK) return (what.empty() ? "" : what + ": ") + r.curl_error;
+    std::string detail;
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains("errors") && j["errors"].is_array() && !j["errors"].empty() && j["errors"][0].is_object())
+        detail = j["errors"][0].value("message", j["errors"][0].value("code", std::string()));
+    if (detail.empty()) {
+        switch (r.status) {
+        case 401: detail = "authentication refused"; break;
+        case 403: detail = "access denied"; break;
+        case 404: detail = "not found"; break;
+        default: detail = "unexpected answer";
+        }
+    } else if (r.status == 401) {
+        detail = "authentication refused: " + detail;
+    }
+    for (char& ch : detail)
+        if (ch == '\n' || ch == '\r') ch = ' ';
+    return (what.empty() ? "" : what + ": ") + detail + " (HTTP " + std::to_string(r.status) + ")";
+}
+
+std::optional<std::string> registry_client::probe(const endpoint& e) {
+    base_ = e.base;
+    verify_tls_ = e.verify_tls;
+    response r = get("/v2/", {}, {});
+    if (r.rc != CURLE_OK) return "registry " + e.base + " is unreachable: " + r.curl_error;
+    if (r.status == 401) throw error(describe_failure(r, "registry " + e.base));
+    if (r.status != 200) throw error("registry " + e.base + " answered /v2/ with HTTP " + std::to_string(r.status));
+    return std::nullopt;
+}
+
+fetched_manifest registry_client::manifest(const std::string& ref) {
+    std::string answered_error, unreachable_error;
+    for (const endpoint& e : endpoints()) {
+        try {
+            if (auto unreachable = probe(e)) {
+                unreachable_error = *unreachable;
+                continue;
+            }
+            std::string accept = std::string("Accept: ") + media_oci_index + ", " + media_oci_manifest + ", " + media_docker_list +
+                                 ", " + media_docker_manifest;
+            response r = get("/v2/" + ref_.repository + "/manifests/" + ref, {accept}, {});
+            if (!r.ok()) throw error(describe_failure(r, ""));  // the context names the reference already
+            fetched_manifest m;
+            m.body = r.body;
+            m.dgst = sha256_of(m.body);
+            m.json = json::parse(m.body, nullptr, false);
+            m.media_type = check_manifest_type(m.json, r.header("content-type"));
+            if (ref.rfind("sha256:", 0) == 0 && m.dgst.str() != ref)
+                throw error("manifest digest mismatch: asked for " + ref + ", got " + m.dgst.str());
+            if (std::string served = r.header("docker-content-digest"); served.rfind("sha256:", 0) == 0 && served != m.dgst.str())
+                throw error("manifest digest mismatch: the registry says " + served + ", the bytes give " + m.dgst.str());
+            return m;
+        } catch (const error& err) {
+            answered_error = err.what();
+        }
+    }
+    throw error(!answered_error.empty() ? answered_error : unreachable_error);
+}
+
+void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress) {
+    sha256 hash;
+    uint64_t done = 0;
+    uint64_t expected = static_cast<uint64_t>(size);
+    std::string write_error;
+    auto sink = [&](std::string_view data) {
+        if (done + data.size() > expected) {
+            write_error = "the registry sent more than the " + std::to_string(expected) + " bytes the manifest says";
+            return false;
+        }
+        hash.update(data);
+        try {
+            write_all(out, data, "blob");
+        } catch (const error& e) {
+            write_error = e.what();
+            return false;
+        }
+        done += data.size();
+        if (progress) progress(done, expected);
+        return true;
+    };
+    response r = get("/v2/" + ref_.repository + "/blobs/" + d.str(), {}, sink);
+    std::string what = "blob " + d.str().substr(0, 19);
+    if (!write_error.empty()) throw error(what + ": " + write_error);
+    if (r.rc == CURLE_OK && !r.ok()) throw error(describe_failure(r, what));
+    if (r.rc != CURLE_OK || done != expected)
+        throw error(what + ": truncated download (" + std::to_string(done) + " of " + std::to_string(expected) + " bytes" +
+                    (r.curl_error.empty() ? "" : ": " + r.curl_error) + ")");
+    digest got = hash.finish();
+    if (got != d) throw error(what + ": digest mismatch: got " + got.str());
+}
+
+std::string registry_client::blob_text(const digest& d, int64_t size) {
+    if (size < 0 || size > (16 << 20)) throw error("blob " + d.str() + ": implausible size " + std::to_string(size));
+    std::string text;
+    auto sink = [&](std::string_view data) {
+        if (text.size() + data.size() > static_cast<size_t>(size)) return false;
+        text.append(data);
+        return true;
+    };
+    response r = get("/v2/" + ref_.repository + "/blobs/" + d.str(), {}, sink);
+    std::string what = "blob " + d.str().substr(0, 19);
+    if (r.rc == CURLE_OK && !r.ok()) throw error(describe_failure(r, what));
+    if (r.rc != CURLE_OK || text.size() != static_cast<size_t>(size))
+        throw error(what + ": truncated download (" + std::to_string(text.size()) + " of " + std::to_string(size) + " bytes)");
+    if (sha256_of(text) != d) throw error(what + ": digest mismatch: got " + sha256_of(text).str());
+    return text;
+}
+
+}  // namespace pieces::image

@@ -1,0 +1,345 @@
+"""pieces pull, and FROM pulling what the store lacks, against a real registry on loopback.
+
+Debian's docker-registry (the CNCF distribution registry) is started on 127.0.0.1 with a free
+port and a storage directory of its own; images are made by `pieces build` from a busybox
+rootfs tarball and pushed there by skopeo: an OCI manifest, a Docker schema2 manifest (skopeo
+--format v2s2) and a multi-platform index built by hand (amd64, arm64 and an attestation-like
+unknown/unknown entry). Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+from test_pieces import PIECES, Pieces, base_tarball, context, pieces  # noqa: F401 (base_tarball, pieces: fixtures)
+
+REGISTRY = shutil.which("docker-registry")
+SKOPEO = shutil.which("skopeo")
+
+pytestmark = pytest.mark.skipif(not REGISTRY or not SKOPEO, reason="needs docker-registry and skopeo (scripts/install-deps.sh)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    """A docker-registry process serving plain http on 127.0.0.1."""
+
+    def __init__(self, base: Path):
+        self.data = base / "data"
+        self.data.mkdir(parents=True)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = base / "registry.yml"
+        config.write_text(f"""version: 0.1
+log: {{level: error}}
+storage: {{filesystem: {{rootdirectory: {self.data}}}}}
+http: {{addr: {self.host}}}
+""")
+        self.log = open(base / "registry.log", "w")
+        self.proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self.ready, 20, "the registry to answer /v2/")
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"docker-registry exited: {(self.data.parent / 'registry.log').read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def push(self, source: str, name: str, *extra: str) -> None:
+        subprocess.run([SKOPEO, "--insecure-policy", "copy", "-q", "--dest-tls-verify=false", *extra, source,
+                        f"docker://{self.host}/{name}"], check=True, capture_output=True, text=True, timeout=120)
+
+    def manifest(self, name: str, ref: str) -> tuple[str, bytes]:
+        """(Content-Type, bytes) of a manifest as the registry serves it."""
+        req = urllib.request.Request(f"http://{self.host}/v2/{name}/manifests/{ref}", headers={"Accept": ", ".join([
+            "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.docker.distribution.manifest.v2+json"])})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.headers["Content-Type"], r.read()
+
+    def blob_file(self, digest: str) -> Path:
+        hexd = digest.removeprefix("sha256:")
+        return self.data / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexd[:2] / hexd / "data"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, base_tarball) -> Pieces:
+    """A store with the images the tests push: src:1 (two layers, ENV PLATFORM=native) and
+    two images whose top layers nothing else shares (to corrupt and truncate in the registry)."""
+    if not PIECES or not Path(PIECES).exists():
+        pytest.fail("PIECES must name the built pieces binary (CTest sets it)")
+    d = tmp_path_factory.mktemp("source")
+    d.chmod(0o755)
+    p = Pieces(d / "store")
+    p.ok("build", "-t", "src:1", context(d, f"""FROM_URL file://{base_tarball}
+ENV PLATFORM=native
+RUN echo pulled-from-the-registry > /marker && mkdir -p /data && echo second > /data/second
+CMD ["cat", "/marker"]
+""", name="src"))
+    for name in ("corrupt", "truncate"):
+        p.ok("build", "-t", f"{name}:1", context(d, f"""FROM_URL file://{base_tarball}
+RUN head -c 200000 /dev/urandom > /{name}.bin
+""", name=name))
+    yield p
+    for m in open("/proc/self/mountinfo").read().splitlines():
+        point = m.split()[4]
+        if point.startswith(str(p.store)):
+            subprocess.run(["umount", "-l", point])
+
+
+def store_manifest(p: Pieces, name: str) -> dict:
+    index = json.loads((p.store / "index.json").read_text())
+    for m in index["manifests"]:
+        if m["annotations"]["org.opencontainers.image.ref.name"] == name:
+            return json.loads((p.store / "blobs" / "sha256" / m["digest"][7:]).read_text())
+    raise KeyError(name)
+
+
+def store_state(p: Pieces) -> tuple:
+    """What a failed pull must not change: names, blobs, unpacked layers, temporary files."""
+    def listing(sub: str) -> list[str]:
+        path = p.store / sub
+        return sorted(os.listdir(path)) if path.exists() else []
+    return p.names() if (p.store / "index.json").exists() else [], listing("blobs/sha256"), listing("layers"), listing("tmp")
+
+
+@pytest.fixture(scope="module")
+def pushed(registry, source, tmp_path_factory) -> dict:
+    """Pushes every image once; returns facts the tests compare with."""
+    store = source.store
+    registry.push(f"oci:{store}:src:1", "bb:1")
+    registry.push(f"oci:{store}:src:1", "bb-docker:1", "--format", "v2s2")
+    registry.push(f"oci:{store}:src:1", "library/alpine:3.18")
+    registry.push(f"oci:{store}:corrupt:1", "corrupt:1")
+    registry.push(f"oci:{store}:truncate:1", "truncate:1")
+
+    # A multi-platform index by hand: an attestation-like unknown/unknown entry first, an arm64
+    # image (another config: PLATFORM=arm64, architecture arm64) and this machine's image.
+    layout = tmp_path_factory.mktemp("multi")
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (blobs / digest[7:]).write_bytes(data)
+        return {"digest": digest, "size": len(data)}
+
+    src_manifest = store_manifest(source, "src:1")
+    for desc in [src_manifest["config"], *src_manifest["layers"]]:
+        shutil.copy(store / "blobs" / "sha256" / desc["digest"][7:], blobs / desc["digest"][7:])
+    native_bytes = json.dumps(src_manifest).encode()
+    native = put(native_bytes)
+    config = json.loads((store / "blobs" / "sha256" / src_manifest["config"]["digest"][7:]).read_text())
+    host_arch = config["architecture"]
+    other_arch = "arm64" if host_arch != "arm64" else "amd64"
+    config["architecture"] = other_arch
+    config["config"]["Env"] = [e for e in config["config"].get("Env", []) if not e.startswith("PLATFORM=")] + [f"PLATFORM={other_arch}"]
+    other_config = put(json.dumps(config).encode())
+    other_manifest = dict(src_manifest, config=dict(src_manifest["config"], **other_config))
+    other = put(json.dumps(other_manifest).encode())
+    statement = put(b'{"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://slsa.dev/provenance/v0.2"}')
+    empty_config = put(b"{}")
+    attestation = put(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **empty_config},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", **statement}]}).encode())
+    manifest_type = "application/vnd.oci.image.manifest.v1+json"
+    index = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": manifest_type, **attestation, "platform": {"os": "unknown", "architecture": "unknown"},
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": native["digest"]}},
+        {"mediaType": manifest_type, **other, "platform": {"os": "linux", "architecture": other_arch}},
+        {"mediaType": manifest_type, **native, "platform": {"os": "linux", "architecture": host_arch}},
+    ]}).encode())
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", **index,
+         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+    registry.push(f"oci:{layout}:multi", "multi:1", "--all")
+    return {"host_arch": host_arch, "other_arch": other_arch, "native": native["digest"], "index": index["digest"]}
+
+
+def check_pulled_image(p: Pieces, name: str) -> None:
+    assert p.ok("run", "--rm", name) == "pulled-from-the-registry\n"
+    assert p.ok("run", "--rm", name, "sh", "-c", "cat /data/second; echo $PLATFORM") == "second\nnative\n"
+
+
+def test_pull_oci_manifest_and_run(pieces, registry, pushed):
+    content_type, _ = registry.manifest("bb", "1")
+    assert content_type == "application/vnd.oci.image.manifest.v1+json"
+    name = f"{registry.host}/bb:1"
+    out = pieces.ok("pull", name)
+    lines = out.splitlines()
+    # Not a terminal: one line per layer, then the digest and the name.
+    assert sum(": pulled " in line for line in lines) == 2, out
+    assert lines[-2].startswith("Digest: sha256:") and lines[-1].startswith(f"Pulled {name} (id "), out
+    assert pieces.names() == [name]
+    check_pulled_image(pieces, name)
+    # Pulling again fetches no layer.
+    again = pieces.ok("pull", name)
+    assert again.count(": already exists") == 2 and ": pulled " not in again, again
+    assert pieces.leftovers() == []
+
+
+def test_pull_docker_schema2_is_stored_as_oci(pieces, registry, pushed):
+    content_type, raw = registry.manifest("bb-docker", "1")
+    assert content_type == "application/vnd.docker.distribution.manifest.v2+json"
+    name = f"{registry.host}/bb-docker:1"
+    pieces.ok("pull", name)
+    stored = store_manifest(pieces, name)
+    assert stored["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert stored["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    assert {l["mediaType"] for l in stored["layers"]} == {"application/vnd.oci.image.layer.v1.tar+gzip"}
+    # The registry's own bytes are kept beside the converted manifest.
+    assert (pieces.store / "blobs" / "sha256" / hashlib.sha256(raw).hexdigest()).exists()
+    check_pulled_image(pieces, name)
+    # The store stays readable by skopeo.
+    subprocess.run([SKOPEO, "inspect", f"oci:{pieces.store}:{name}"], check=True, capture_output=True, timeout=60)
+
+
+def test_pull_by_digest_checks_it(pieces, registry, pushed):
+    _, raw = registry.manifest("bb", "1")
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    out = pieces.ok("pull", f"{registry.host}/bb@{digest}")
+    assert f"Digest: {digest}" in out, out
+    image_id = out.split("(id ")[1].split(";")[0]
+    assert len(image_id) == 64 and pieces.names() == [], out  # kept by id: a digest is no name
+    assert pieces.ok("run", "--rm", image_id) == "pulled-from-the-registry\n"
+    wrong = pieces("pull", f"{registry.host}/bb@sha256:{'1' * 64}")
+    assert wrong.returncode != 0 and "\n" not in wrong.stderr.strip(), wrong
+
+
+def test_multi_platform_index_chooses_this_machine(pieces, registry, pushed):
+    content_type, raw = registry.manifest("multi", "1")
+    assert content_type == "application/vnd.oci.image.index.v1+json"
+    assert len(json.loads(raw)["manifests"]) == 3
+    name = f"{registry.host}/multi:1"
+    out = pieces.ok("pull", name)
+    assert f"Digest: {pushed['index']}" in out, out
+    assert store_manifest(pieces, name)["config"]["digest"] != ""
+    check_pulled_image(pieces, name)
+    # Another platform from the same index: its own config.
+    pieces.ok("pull", "--platform", f"linux/{pushed['other_arch']}", name)
+    config = json.loads(pieces.ok("inspect", name))["Config"]
+    assert config["architecture"] == pushed["other_arch"]
+    assert pieces.ok("run", "--rm", name, "sh", "-c", "echo $PLATFORM") == f"{pushed['other_arch']}\n"
+    # No image for the platform asked for: one line naming what there is; the store unchanged.
+    before = store_state(pieces)
+    res = pieces("pull", "--platform", "linux/s390x", name)
+    err = res.stderr.strip()
+    assert res.returncode != 0 and "\n" not in err and "no image for linux/s390x" in err, res
+    assert f"linux/{pushed['host_arch']}" in err and "unknown" not in err, err
+    assert store_state(pieces) == before
+
+
+def test_piecefile_from_the_registry_builds_and_runs(pieces, registry, pushed, workdir):
+    ctx = context(workdir, f"FROM {registry.host}/bb:1\nRUN echo built-on-top >> /marker\n")
+    out = pieces.ok("build", "-t", "ontop", ctx)
+    assert ": pulled " in out, out
+    assert pieces.ok("run", "--rm", "ontop") == "pulled-from-the-registry\nbuilt-on-top\n"
+    assert pieces.names() == sorted([f"{registry.host}/bb:1", "ontop:latest"])
+
+
+def test_docker_hub_names_through_a_mirror(pieces, registry, pushed, workdir, monkeypatch):
+    """With a mirror configured for docker.io, alpine:3.18 is docker.io/library/alpine:3.18,
+    fetched from the mirror (the real Docker Hub is unreachable here)."""
+    config = workdir / "registries.json"
+    config.write_text(json.dumps({"registries": {"docker.io": {"mirrors": [f"http://{registry.host}"]}}}))
+    monkeypatch.setenv("PIECES_REGISTRIES_CONFIG", str(config))
+    out = pieces.ok("pull", "alpine:3.18")
+    assert out.splitlines()[-1].startswith("Pulled alpine:3.18 (id "), out
+    assert pieces.names() == ["alpine:3.18"]
+    check_pulled_image(pieces, "alpine:3.18")
+    # FROM alpine:3.18 in a fresh store pulls through the mirror too.
+    fresh = Pieces(workdir / "fresh")
+    try:
+        fresh.ok("build", "-t", "onalpine", context(workdir, "FROM alpine:3.18\nCMD [\"cat\", \"/data/second\"]\n"))
+        assert fresh.ok("run", "--rm", "onalpine") == "second\n"
+    finally:
+        for c in fresh("ps", "-a", "-q").stdout.split():
+            fresh("rm", "-f", c)
+    # Without the mirror, Docker Hub itself is asked (and cannot be reached from here).
+    monkeypatch.setenv("PIECES_REGISTRIES_CONFIG", str(workdir / "none.json"))
+    res = pieces("pull", "alpine:3.17")
+    assert res.returncode != 0 and "registry-1.docker.io" in res.stderr and "\n" not in res.stderr.strip(), res
+
+
+def expect_failure(p: Pieces, args: list[str], words: str) -> str:
+    before = store_state(p)
+    res = p(*args)
+    err = res.stderr.strip()
+    assert res.returncode != 0 and err.count("\n") == 0 and words in err, res
+    assert store_state(p) == before
+    assert p.leftovers() == []
+    return err
+
+
+def test_unknown_tag_and_repository(pieces, registry, pushed):
+    pieces.ok("pull", f"{registry.host}/bb:1")
+    expect_failure(pieces, ["pull", f"{registry.host}/bb:nope"], "manifest unknown")
+    expect_failure(pieces, ["pull", f"{registry.host}/nothere:1"], "unknown")
+    expect_failure(pieces, ["pull", "Not/Valid"], "invalid image reference")
+
+
+def test_corrupted_blob_is_caught(pieces, registry, pushed, source):
+    top = store_manifest(source, "corrupt:1")["layers"][-1]
+    blob = registry.blob_file(top["digest"])
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    err = expect_failure(pieces, ["pull", f"{registry.host}/corrupt:1"], "digest mismatch")
+    assert top["digest"][:19] in err, err
+    assert pieces.names() == []
+
+
+def test_truncated_blob_is_caught(pieces, registry, pushed, source):
+    top = store_manifest(source, "truncate:1")["layers"][-1]
+    blob = registry.blob_file(top["digest"])
+    blob.write_bytes(blob.read_bytes()[: top["size"] // 2])
+    expect_failure(pieces, ["pull", f"{registry.host}/truncate:1"], "truncated")
+
+
+def test_registry_down(pieces, workdir):
+    port = free_port()
+    err = expect_failure(pieces, ["pull", f"127.0.0.1:{port}/bb:1"], "unreachable")
+    assert f"127.0.0.1:{port}" in err
+    # FROM keeps its own message and adds why the pull failed.
+    ctx = context(workdir, f"FROM 127.0.0.1:{port}/bb:1\n")
+    err = expect_failure(pieces, ["build", ctx], "no such image in the store, and pulling it failed")
+    assert "unreachable" in err

@@ -1,0 +1,134 @@
+// The pure parts of the registry client: challenges, platform choice, media-type checks, the
+// conversion of Docker manifests, and the settings and credential files.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "core/base/error.h"
+#include "core/image/image.h"
+#include "core/image/pull.h"
+#include "core/image/registry.h"
+
+namespace img = pieces::image;
+using nlohmann::json;
+
+namespace {
+
+TEST(Challenge, BearerParameters) {
+    auto c = img::challenge::parse(R"(Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull")");
+    EXPECT_EQ(c.scheme, "Bearer");
+    EXPECT_EQ(c.params["realm"], "https://auth.example.com/token");
+    EXPECT_EQ(c.params["service"], "registry.example.com");
+    EXPECT_EQ(c.params["scope"], "repository:a/b:pull");
+    auto b = img::challenge::parse(R"(Basic realm="Registry Realm")");
+    EXPECT_EQ(b.scheme, "Basic");
+    EXPECT_EQ(b.params["realm"], "Registry Realm");
+}
+
+json entry(const std::string& os, const std::string& arch, const std::string& variant, const std::string& digit) {
+    json p = {{"os", os}, {"architecture", arch}};
+    if (!variant.empty()) p["variant"] = variant;
+    return {{"mediaType", "application/vnd.oci.image.manifest.v1+json"}, {"digest", "sha256:" + std::string(64, digit[0])},
+            {"size", 1}, {"platform", p}};
+}
+
+TEST(Platform, ChoosesThisMachineSkippingAttestations) {
+    json index = {{"manifests", json::array({entry("unknown", "unknown", "", "1"), entry("linux", "arm64", "v8", "2"),
+                                             entry("linux", "amd64", "", "3"), entry("linux", "arm", "v6", "4"),
+                                             entry("linux", "arm", "v7", "5")})}};
+    EXPECT_EQ(img::choose_platform(index, img::platform::parse("linux/amd64"))["digest"], "sha256:" + std::string(64, '3'));
+    EXPECT_EQ(img::choose_platform(index, img::platform::parse("linux/arm64"))["digest"], "sha256:" + std::string(64, '2'));
+    EXPECT_EQ(img::choose_platform(index, img::platform::parse("linux/arm/v7"))["digest"], "sha256:" + std::string(64, '5'));
+    try {
+        img::choose_platform(index, img::platform::parse("linux/s390x"));
+        FAIL() << "chose something for s390x";
+    } catch (const pieces::error& e) {
+        std::string msg = e.what();
+        EXPECT_NE(msg.find("no image for linux/s390x"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("linux/arm64/v8"), std::string::npos) << msg;
+        EXPECT_EQ(msg.find("unknown"), std::string::npos) << msg;
+    }
+    // An attestation marked only by its annotation is skipped too.
+    json marked = {{"manifests", json::array({entry("linux", "amd64", "", "6")})}};
+    marked["manifests"][0]["annotations"] = {{"vnd.docker.reference.type", "attestation-manifest"}};
+    EXPECT_THROW(img::choose_platform(marked, img::platform::parse("linux/amd64")), pieces::error);
+    EXPECT_THROW(img::platform::parse("amd64"), pieces::error);
+    EXPECT_EQ(img::platform::host().str(), "linux/" + img::oci_architecture());
+}
+
+TEST(ManifestType, ContentTypeMustAgree) {
+    json oci = {{"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.manifest.v1+json"}, {"config", json::object()}};
+    EXPECT_EQ(img::check_manifest_type(oci, "application/vnd.oci.image.manifest.v1+json"), "application/vnd.oci.image.manifest.v1+json");
+    EXPECT_THROW(img::check_manifest_type(oci, "application/vnd.docker.distribution.manifest.v2+json"), pieces::error);
+    // Some registries serve a generic type: the body's own mediaType decides.
+    EXPECT_EQ(img::check_manifest_type(oci, "application/json"), "application/vnd.oci.image.manifest.v1+json");
+    json bare = {{"schemaVersion", 2}, {"manifests", json::array()}};
+    EXPECT_EQ(img::check_manifest_type(bare, "application/vnd.oci.image.index.v1+json; charset=utf-8"), img::media_oci_index);
+    EXPECT_THROW(img::check_manifest_type(bare, "application/vnd.oci.image.manifest.v1+json"), pieces::error);
+    EXPECT_THROW(img::check_manifest_type(json{{"schemaVersion", 1}}, "application/json"), pieces::error);
+    EXPECT_THROW(img::check_manifest_type(json::array(), "application/vnd.oci.image.manifest.v1+json"), pieces::error);
+}
+
+TEST(Manifest, DockerSchema2BecomesOci) {
+    json docker = {{"schemaVersion", 2},
+                   {"mediaType", img::media_docker_manifest},
+                   {"config", {{"mediaType", img::media_docker_config}, {"digest", "sha256:" + std::string(64, 'a')}, {"size", 2}}},
+                   {"layers", json::array({{{"mediaType", img::media_docker_layer_gzip}, {"digest", "sha256:" + std::string(64, 'b')}, {"size", 3}}})}};
+    json oci = img::oci_manifest_of(docker);
+    EXPECT_EQ(oci["mediaType"], img::media_manifest);
+    EXPECT_EQ(oci["config"]["mediaType"], img::media_config);
+    EXPECT_EQ(oci["layers"][0]["mediaType"], img::media_layer_gzip);
+    EXPECT_EQ(oci["layers"][0]["digest"], docker["layers"][0]["digest"]);
+    json foreign = docker;
+    foreign["layers"][0]["mediaType"] = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    EXPECT_THROW(img::oci_manifest_of(foreign), pieces::error);
+}
+
+class ConfigFiles : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/registry-test-XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        ::setenv("PIECES_REGISTRIES_CONFIG", (dir_ + "/registries.json").c_str(), 1);
+        ::setenv("PIECES_AUTH_FILE", (dir_ + "/auth.json").c_str(), 1);
+    }
+    void TearDown() override {
+        ::unsetenv("PIECES_REGISTRIES_CONFIG");
+        ::unsetenv("PIECES_AUTH_FILE");
+        std::remove((dir_ + "/registries.json").c_str());
+        std::remove((dir_ + "/auth.json").c_str());
+        ::rmdir(dir_.c_str());
+    }
+    void write(const std::string& name, const std::string& text) { std::ofstream(dir_ + "/" + name) << text; }
+    std::string dir_;
+};
+
+TEST_F(ConfigFiles, LoopbackIsInsecureByDefaultAndMirrorsAreRead) {
+    EXPECT_TRUE(img::settings_for("127.0.0.1:5000").insecure);
+    EXPECT_TRUE(img::settings_for("localhost:5000").insecure);
+    EXPECT_FALSE(img::settings_for("registry.example.com").insecure);
+    write("registries.json", R"({"registries": {"docker.io": {"mirrors": ["http://127.0.0.1:5001/"]},
+        "registry.lan:5000": {"insecure": true, "ca_file": "/ca.pem"}, "localhost:5000": {"insecure": false}}})");
+    EXPECT_EQ(img::settings_for("docker.io").mirrors, std::vector<std::string>{"http://127.0.0.1:5001"});
+    EXPECT_TRUE(img::settings_for("registry.lan:5000").insecure);
+    EXPECT_EQ(img::settings_for("registry.lan:5000").ca_file, "/ca.pem");
+    EXPECT_FALSE(img::settings_for("localhost:5000").insecure);
+    write("registries.json", "{broken");
+    EXPECT_THROW(img::settings_for("docker.io"), pieces::error);
+}
+
+TEST_F(ConfigFiles, CredentialsFromDockerStyleAuths) {
+    EXPECT_EQ(img::credentials_for("docker.io"), std::nullopt);
+    // "dXNlcjpwYXNz" is base64 of "user:pass".
+    write("auth.json", R"({"auths": {"https://index.docker.io/v1/": {"auth": "dXNlcjpwYXNz"},
+        "registry.lan:5000": {"username": "u", "password": "p:w"}, "bad.example": {"auth": "!!!!"}}})");
+    EXPECT_EQ(img::credentials_for("docker.io"), "user:pass");
+    EXPECT_EQ(img::credentials_for("registry.lan:5000"), "u:p:w");
+    EXPECT_EQ(img::credentials_for("other.example"), std::nullopt);
+    EXPECT_THROW(img::credentials_for("bad.example"), pieces::error);
+}
+
+}  // namespace
