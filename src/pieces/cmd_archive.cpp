@@ -79,7 +79,9 @@ command add_load(CLI::App& app, context& ctx) {
                     pieces::unique_fd file;
                     if (!input->empty()) file = pieces::open_path(*input, O_RDONLY);
                     else if (::isatty(STDIN_FILENO)) throw pieces::error("no archive on a terminal (use -i FILE or a pipe)");
-                    pieces::image::store s = pieces::image::store::open(ctx.root, true);
+                    // Shared while the archive is read (a `save` of this store may be what writes
+                    // it), exclusive once load_archive commits.
+                    pieces::image::store s = pieces::image::store::open(ctx.root, false);
                     return pieces::image::load_archive(s, file ? pieces::borrowed_fd(file) : pieces::borrowed_fd(STDIN_FILENO));
                 });
                 for (const auto& img : loaded) {

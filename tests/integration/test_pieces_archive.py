@@ -105,6 +105,16 @@ def test_save_load_round_trip(pieces, fresh, built, workdir):
     assert state(fresh) == before
 
 
+def test_save_piped_into_load_of_the_same_store(pieces, built):
+    """`pieces save IMG | pieces load` on one store, as `docker save | docker load` works: load
+    reads under a shared lock, beside save's, and takes the store only to commit."""
+    pipe = subprocess.run(f"{PIECES} --root {pieces.store} save {built} | {PIECES} --root {pieces.store} load",
+                          shell=True, capture_output=True, text=True, timeout=60)
+    assert pipe.returncode == 0, pipe.stderr
+    assert pipe.stdout == f"Loaded image: {built}\n"
+    assert pieces.leftovers() == []
+
+
 def test_save_by_id_and_refusals(pieces, built, workdir):
     """An image saved by id goes unnamed; an unknown image, an unknown format and a terminal as
     stdout are refused, and -o leaves no file behind then."""

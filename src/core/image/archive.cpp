@@ -608,6 +608,7 @@ std::vector<loaded_image> load_archive(store& s, borrowed_fd in) {
         plan = plan_docker(contents);
     else
         throw error("no image manifest in the archive (neither an OCI layout's index.json nor a docker manifest.json)");
+    s.lock_exclusive();
     return commit_plan(s, plan);
 }
 

@@ -47,7 +47,8 @@ struct loaded_image {
 /// every blob, converts docker images to OCI manifests, moves the blobs into `s` and tags the
 /// names the archive carries (docker.io/library/ dropped, ":latest" added). Throws one line on
 /// any failure (not a tar, truncated, no manifest, digest mismatch, missing blob), leaving `s`
-/// as it was. `s` must have been opened exclusive.
+/// as it was. `s` may be locked shared: the archive is read under that lock (beside a `save` of
+/// the same store writing it), and the lock becomes exclusive before anything is committed.
 std::vector<loaded_image> load_archive(store& s, borrowed_fd in);
 
 /// "docker.io/library/busybox:1" -> "busybox:1", "index.docker.io/x/y" -> "x/y:latest": the

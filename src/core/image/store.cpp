@@ -96,6 +96,11 @@ store store::open(const std::string& root, bool exclusive) {
     });
 }
 
+void store::lock_exclusive() {
+    while (::flock(lock_.get(), LOCK_EX) < 0)
+        if (errno != EINTR) throw_errno("lock", quote(root_ + "/lock"));
+}
+
 bool store::has_blob(const digest& d) const { return ::access(blob_path(d).c_str(), F_OK) == 0; }
 
 std::string store::read_blob(const digest& d) const {

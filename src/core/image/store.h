@@ -30,6 +30,10 @@ public:
     static store open(const std::string& root, bool exclusive);
 
     const std::string& root() const { return root_; }
+    /// Turns a shared lock into an exclusive one (waiting for other readers to finish): for
+    /// commands that read a while before they write, such as load reading from a pipe that a
+    /// `save` of the same store writes.
+    void lock_exclusive();
     std::string blob_path(const digest& d) const { return root_ + "/blobs/sha256/" + d.hex(); }
     bool has_blob(const digest& d) const;
     /// A blob's bytes (manifests and configs: small).
