@@ -9,15 +9,19 @@ unknown/unknown entry). Nothing leaves the machine.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -41,29 +45,30 @@ def free_port() -> int:
 class Registry:
     """A docker-registry process serving plain http on 127.0.0.1."""
 
-    def __init__(self, base: Path):
-        self.data = base / "data"
-        self.data.mkdir(parents=True)
+    def __init__(self, base: Path, data: Path | None = None, auth: str = "", tls: tuple[Path, Path] | None = None):
+        """A registry storing under base/data, or serving another one's `data`; `auth` is the
+        registry's auth: section (YAML flow form), `tls` a (certificate, key) pair."""
+        self.base = base
+        self.data = data or base / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         config = base / "registry.yml"
+        http = f"addr: {self.host}" + (f", tls: {{certificate: {tls[0]}, key: {tls[1]}}}" if tls else "")
         config.write_text(f"""version: 0.1
 log: {{level: error}}
 storage: {{filesystem: {{rootdirectory: {self.data}}}}}
-http: {{addr: {self.host}}}
-""")
+http: {{{http}}}
+""" + (f"auth: {auth}\n" if auth else ""))
         self.log = open(base / "registry.log", "w")
         self.proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(self.ready, 20, "the registry to answer /v2/")
+        wait_for(self.ready, 20, "the registry to listen")
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"docker-registry exited: {(self.data.parent / 'registry.log').read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, ConnectionError):
-            return False
+            raise AssertionError(f"docker-registry exited: {(self.base / 'registry.log').read_text()}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def push(self, source: str, name: str, *extra: str) -> None:
         subprocess.run([SKOPEO, "--insecure-policy", "copy", "-q", "--dest-tls-verify=false", *extra, source,
@@ -343,3 +348,218 @@ def test_registry_down(pieces, workdir):
     ctx = context(workdir, f"FROM 127.0.0.1:{port}/bb:1\n")
     err = expect_failure(pieces, ["build", ctx], "no such image in the store, and pulling it failed")
     assert "unreachable" in err
+
+
+# ---- authentication and TLS: more registries serving the same storage ----
+
+# bcrypt of "s3cret" for user "tester" (made once with `htpasswd -nbB tester s3cret`).
+HTPASSWD = "tester:$2y$05$I79wetMMhrgA2J8kWOl/wOAZa7uepcF.EKya0UAn1Z1SognwlRFty\n"
+
+
+@pytest.fixture
+def other_registry(registry, pushed, workdir):
+    """Factory: another registry process over the pushed images, with auth or TLS."""
+    made: list[Registry] = []
+
+    def make(**kw) -> Registry:
+        d = workdir / f"registry{len(made)}"
+        d.mkdir()
+        made.append(Registry(d, data=registry.data, **kw))
+        return made[-1]
+    yield make
+    for r in made:
+        r.stop()
+
+
+def auth_file(workdir: Path, host: str, creds: str) -> str:
+    path = workdir / f"auth-{len(list(workdir.glob('auth-*')))}.json"
+    path.write_text(json.dumps({"auths": {host: {"auth": base64.b64encode(creds.encode()).decode()}}}))
+    return str(path)
+
+
+def openssl(*args: str, input: bytes | None = None) -> bytes:
+    return subprocess.run(["openssl", *args], input=input, capture_output=True, check=True, timeout=60).stdout
+
+
+def test_basic_auth_with_htpasswd(pieces, other_registry, workdir, monkeypatch):
+    (workdir / "htpasswd").write_text(HTPASSWD)
+    reg = other_registry(auth=f"{{htpasswd: {{realm: pieces-test, path: {workdir / 'htpasswd'}}}}}")
+    name = f"{reg.host}/bb:1"
+    monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
+    expect_failure(pieces, ["pull", name], "authentication required")
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:wrong"))
+    expect_failure(pieces, ["pull", name], "authentication refused")
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, f"http://{reg.host}/", "tester:s3cret"))
+    pieces.ok("pull", name)
+    check_pulled_image(pieces, name)
+
+
+def test_tls_with_a_self_signed_ca(pieces, other_registry, workdir, monkeypatch):
+    """https checked against the CA file the settings name; without it the certificate is refused
+    (loopback would otherwise fall back to unverified https and plain http)."""
+    d = workdir / "tls"
+    d.mkdir()
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"),
+            "-days", "2", "-subj", "/CN=pieces test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"),
+            "-subj", "/CN=127.0.0.1")
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
+            "-CAcreateserial", "-out", str(d / "server.pem"), "-days", "2", "-extfile", str(d / "ext"))
+    reg = other_registry(tls=(d / "server.pem", d / "server.key"))
+    name = f"{reg.host}/bb:1"
+    config = workdir / "registries.json"
+    monkeypatch.setenv("PIECES_REGISTRIES_CONFIG", str(config))
+    config.write_text(json.dumps({"registries": {reg.host: {"insecure": False}}}))
+    err = expect_failure(pieces, ["pull", name], "unreachable")
+    assert "certificate" in err and f"https://{reg.host}" in err, err
+    config.write_text(json.dumps({"registries": {reg.host: {"ca_file": str(d / "ca.pem"), "insecure": False}}}))
+    pieces.ok("pull", name)
+    check_pulled_image(pieces, name)
+
+
+class TokenServer:
+    """A small token server as the registry's `auth: token` delegates to: grants pull to
+    anonymous callers and to tester:s3cret, refuses other credentials; signs RS256 JWTs whose
+    x5c certificate is the registry's rootcertbundle."""
+
+    def __init__(self, d: Path):
+        self.key, self.cert = d / "token.key", d / "token.pem"
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key), "-out", str(self.cert),
+                "-days", "2", "-subj", "/CN=pieces test token signer")
+        self.der = base64.b64encode(openssl("x509", "-in", str(self.cert), "-outform", "DER")).decode()
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                user = None
+                auth = self.headers.get("Authorization", "")
+                if auth:
+                    user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+                    if (user, password) != ("tester", "s3cret"):
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                server.requests.append({"service": query.get("service"), "scope": query.get("scope"), "user": user})
+                body = json.dumps({"token": server.token(query["service"][0], query.get("scope", [""])[0], user or "")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def token(self, service: str, scope: str, subject: str) -> str:
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+        access = []
+        if scope:
+            kind, name, actions = scope.split(":")
+            access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a == "pull"]})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.der]}
+        claims = {"iss": "pieces-test-issuer", "sub": subject, "aud": service, "exp": now + 300, "nbf": now - 10, "iat": now,
+                  "jti": os.urandom(8).hex(), "access": access}
+        signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+        signature = openssl("dgst", "-sha256", "-sign", str(self.key), input=signing_input.encode())
+        return signing_input + "." + b64(signature)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_bearer_tokens_from_a_token_server(pieces, other_registry, workdir, monkeypatch):
+    tokens = TokenServer(workdir)
+    try:
+        reg = other_registry(auth=f"{{token: {{realm: '{tokens.realm}', service: pieces-registry, "
+                                  f"issuer: pieces-test-issuer, rootcertbundle: {tokens.cert}}}}}")
+        name = f"{reg.host}/bb:1"
+        # Anonymous: a token without credentials, for the repository's pull scope.
+        monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
+        pieces.ok("pull", name)
+        check_pulled_image(pieces, name)
+        assert tokens.requests and tokens.requests[0] == {"service": ["pieces-registry"], "scope": ["repository:bb:pull"],
+                                                          "user": None}, tokens.requests
+        # With credentials: they go to the token server, which knows the user.
+        monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:s3cret"))
+        pieces.ok("pull", f"{reg.host}/bb-docker:1")
+        assert tokens.requests[-1]["user"] == "tester", tokens.requests
+        # Refused credentials: one line, nothing stored.
+        monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:wrong"))
+        expect_failure(pieces, ["pull", f"{reg.host}/multi:1"], "authentication refused by the token server")
+    finally:
+        tokens.stop()
+
+
+def serve(handler_class) -> tuple[http.server.ThreadingHTTPServer, int]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, httpd.server_address[1]
+
+
+def test_credentials_are_not_sent_to_a_redirect_on_another_host(pieces, other_registry, registry, workdir, monkeypatch):
+    """A front for an htpasswd registry redirects blob downloads to another origin (as registries
+    redirect to object storage): the blobs arrive, and no Authorization header goes there."""
+    (workdir / "htpasswd").write_text(HTPASSWD)
+    reg = other_registry(auth=f"{{htpasswd: {{realm: pieces-test, path: {workdir / 'htpasswd'}}}}}")
+    seen: list[str | None] = []
+
+    class Storage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            data = registry.blob_file(self.path.rsplit("/", 1)[1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    storage, storage_port = serve(Storage)
+
+    class Front(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if "/blobs/" in self.path:
+                self.send_response(307)
+                self.send_header("Location", f"http://localhost:{storage_port}/data/{self.path.rsplit('/', 1)[1]}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            headers = {k: v for k, v in self.headers.items() if k in ("Accept", "Authorization")}
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"http://{reg.host}{self.path}", headers=headers)) as r:
+                    status, reply, body = r.status, r.headers, r.read()
+            except urllib.error.HTTPError as e:
+                status, reply, body = e.code, e.headers, e.read()
+            self.send_response(status)
+            for k in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
+                if reply.get(k):
+                    self.send_header(k, reply[k])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    front, front_port = serve(Front)
+    try:
+        monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, f"127.0.0.1:{front_port}", "tester:s3cret"))
+        name = f"127.0.0.1:{front_port}/bb:1"
+        pieces.ok("pull", name)
+        check_pulled_image(pieces, name)
+        assert len(seen) == 3 and seen == [None, None, None], seen  # the config and two layers, no credentials
+    finally:
+        front.shutdown()
+        storage.shutdown()
