@@ -118,6 +118,12 @@ ENV PLATFORM=native
 RUN echo pulled-from-the-registry > /marker && mkdir -p /data && echo second > /data/second
 CMD ["cat", "/marker"]
 """, name="src"))
+    # Four layers, the later ones deleting what earlier ones made (whiteouts through the registry).
+    p.ok("build", "-t", "layered:1", context(d, f"""FROM_URL file://{base_tarball}
+RUN mkdir -p /gone/deep && echo x > /gone/deep/f && echo keep > /keep && echo old > /replaced
+RUN rm -rf /gone /bin/vi && echo new > /replaced
+RUN mkdir /gone && echo again > /gone/other
+""", name="layered"))
     for name in ("corrupt", "truncate"):
         p.ok("build", "-t", f"{name}:1", context(d, f"""FROM_URL file://{base_tarball}
 RUN head -c 200000 /dev/urandom > /{name}.bin
@@ -152,6 +158,13 @@ def pushed(registry, source, tmp_path_factory) -> dict:
     registry.push(f"oci:{store}:src:1", "bb:1")
     registry.push(f"oci:{store}:src:1", "bb-docker:1", "--format", "v2s2")
     registry.push(f"oci:{store}:src:1", "library/alpine:3.18")
+    registry.push(f"oci:{store}:layered:1", "layered-gzip:1")
+    # Recompressed into a layout of its own first: pushing straight to the registry would reuse
+    # the gzip blobs it already has.
+    zstd_layout = tmp_path_factory.mktemp("zstd")
+    subprocess.run([SKOPEO, "--insecure-policy", "copy", "-q", "--dest-compress-format", "zstd", f"oci:{store}:layered:1",
+                    f"oci:{zstd_layout}:layered"], check=True, capture_output=True, timeout=120)
+    registry.push(f"oci:{zstd_layout}:layered", "layered-zstd:1")
     registry.push(f"oci:{store}:corrupt:1", "corrupt:1")
     registry.push(f"oci:{store}:truncate:1", "truncate:1")
 
@@ -271,6 +284,20 @@ def test_multi_platform_index_chooses_this_machine(pieces, registry, pushed):
     assert res.returncode != 0 and "\n" not in err and "no image for linux/s390x" in err, res
     assert f"linux/{pushed['host_arch']}" in err and "unknown" not in err, err
     assert store_state(pieces) == before
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_layers_with_whiteouts_gzip_and_zstd(pieces, registry, pushed, compression):
+    name = f"{registry.host}/layered-{compression}:1"
+    out = pieces.ok("pull", name)
+    assert out.count(": pulled ") == 4, out
+    types = {l["mediaType"] for l in store_manifest(pieces, name)["layers"]}
+    if compression == "zstd":
+        assert "application/vnd.oci.image.layer.v1.tar+zstd" in types, types
+    else:
+        assert types == {"application/vnd.oci.image.layer.v1.tar+gzip"}, types
+    out = pieces.ok("run", "--rm", name, "sh", "-c", "cat /keep /replaced; ls /gone; test -e /bin/vi || echo no-vi")
+    assert out == "keep\nnew\nother\nno-vi\n", out
 
 
 def test_piecefile_from_the_registry_builds_and_runs(pieces, registry, pushed, workdir):
