@@ -534,6 +534,70 @@ def serve(handler_class) -> tuple[http.server.ThreadingHTTPServer, int]:
     return httpd, httpd.server_address[1]
 
 
+def relay(handler: http.server.BaseHTTPRequestHandler, upstream: str) -> None:
+    """Answers a GET with what `upstream` answers to it."""
+    headers = {k: v for k, v in handler.headers.items() if k in ("Accept", "Authorization")}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"http://{upstream}{handler.path}", headers=headers)) as r:
+            status, reply, body = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, reply, body = e.code, e.headers, e.read()
+    handler.send_response(status)
+    for k in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
+        if reply.get(k):
+            handler.send_header(k, reply[k])
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def test_a_broken_download_resumes_with_range(pieces, registry, pushed, workdir):
+    """A front breaks off each blob download halfway the first time; the pull resumes each from
+    where it stopped (Range) and the image is intact."""
+    ranges: dict[str, list[str | None]] = {}
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            if "/blobs/" not in self.path:
+                relay(self, registry.host)
+                return
+            digest = self.path.rsplit("/", 1)[1]
+            data = registry.blob_file(digest).read_bytes()
+            asked = self.headers.get("Range")
+            ranges.setdefault(digest, []).append(asked)
+            if asked is None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True  # broken off: fewer bytes than announced
+                return
+            start = int(asked.removeprefix("bytes=").rstrip("-"))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(data) - start))
+            self.end_headers()
+            self.wfile.write(data[start:])
+
+        def log_message(self, *args):
+            pass
+
+    front, port = serve(Flaky)
+    try:
+        name = f"127.0.0.1:{port}/bb:1"
+        pieces.ok("pull", name)
+        check_pulled_image(pieces, name)
+        layers = [l["digest"] for l in store_manifest(pieces, name)["layers"]]
+        for digest in layers:
+            half = registry.blob_file(digest).stat().st_size // 2
+            assert ranges[digest] == [None, f"bytes={half}-"], ranges
+    finally:
+        front.shutdown()
+
+
 def test_credentials_are_not_sent_to_a_redirect_on_another_host(pieces, other_registry, registry, workdir, monkeypatch):
     """A front for an htpasswd registry redirects blob downloads to another origin (as registries
     redirect to object storage): the blobs arrive, and no Authorization header goes there."""
@@ -563,19 +627,7 @@ def test_credentials_are_not_sent_to_a_redirect_on_another_host(pieces, other_re
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            headers = {k: v for k, v in self.headers.items() if k in ("Accept", "Authorization")}
-            try:
-                with urllib.request.urlopen(urllib.request.Request(f"http://{reg.host}{self.path}", headers=headers)) as r:
-                    status, reply, body = r.status, r.headers, r.read()
-            except urllib.error.HTTPError as e:
-                status, reply, body = e.code, e.headers, e.read()
-            self.send_response(status)
-            for k in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
-                if reply.get(k):
-                    self.send_header(k, reply[k])
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            relay(self, reg.host)
 
         def log_message(self, *args):
             pass

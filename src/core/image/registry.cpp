@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -297,7 +299,7 @@ namespace {
 
 struct transfer {
     registry_client* client;
-    const std::function<bool(std::string_view)>* sink;
+    const registry_client::body_sink* sink;
     CURL* curl;
     std::string* body;
     std::map<std::string, std::string>* headers;
@@ -319,7 +321,7 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
     long status = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300 && *t->sink) {
-        if (!(*t->sink)(std::string_view(data, n))) {
+        if (!(*t->sink)(std::string_view(data, n), status)) {
             t->sink_refused = true;
             return 0;
         }
@@ -333,7 +335,7 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
 }  // namespace
 
 registry_client::response registry_client::get_once(const std::string& url, const std::vector<std::string>& headers,
-                                                    const std::function<bool(std::string_view)>& sink, bool with_auth) {
+                                                    const body_sink& sink, bool with_auth) {
     std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) throw error("libcurl: no handle");
     response r;
@@ -379,7 +381,7 @@ registry_client::response registry_client::get_once(const std::string& url, cons
 }
 
 registry_client::response registry_client::get(const std::string& path, const std::vector<std::string>& headers,
-                                               const std::function<bool(std::string_view)>& sink) {
+                                               const body_sink& sink) {
     std::string url = base_ + path;
     bool reauthenticated = false;
     for (int hops = 0; hops < 10; ++hops) {
@@ -502,16 +504,27 @@ fetched_manifest registry_client::manifest(const std::string& ref) {
 }
 
 void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress) {
-    sha256 hash;
+    auto hash = std::make_unique<sha256>();
     uint64_t done = 0;
     uint64_t expected = static_cast<uint64_t>(size);
     std::string write_error;
-    auto sink = [&](std::string_view data) {
+    bool first_chunk = true;
+    auto sink = [&](std::string_view data, long status) {
+        if (first_chunk && done > 0 && status != 206) {
+            // The server ignored our Range and sends the whole blob again: start over.
+            if (::ftruncate(out.get(), 0) < 0 || ::lseek(out.get(), 0, SEEK_SET) < 0) {
+                write_error = "cannot rewind the download file";
+                return false;
+            }
+            hash = std::make_unique<sha256>();
+            done = 0;
+        }
+        first_chunk = false;
         if (done + data.size() > expected) {
             write_error = "the registry sent more than the " + std::to_string(expected) + " bytes the manifest says";
             return false;
         }
-        hash.update(data);
+        hash->update(data);
         try {
             write_all(out, data, "blob");
         } catch (const error& e) {
@@ -522,32 +535,33 @@ void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const
         if (progress) progress(done, expected);
         return true;
     };
-    response r = get("/v2/" + ref_.repository + "/blobs/" + d.str(), {}, sink);
     std::string what = "blob " + d.str().substr(0, 19);
-    if (!write_error.empty()) throw error(what + ": " + write_error);
-    if (r.rc == CURLE_OK && !r.ok()) throw error(describe_failure(r, what));
-    if (r.rc != CURLE_OK || done != expected)
-        throw error(what + ": truncated download (" + std::to_string(done) + " of " + std::to_string(expected) + " bytes" +
-                    (r.curl_error.empty() ? "" : ": " + r.curl_error) + ")");
-    digest got = hash.finish();
+    for (int attempt = 0;; ++attempt) {
+        std::vector<std::string> headers;
+        if (done > 0) headers.push_back("Range: bytes=" + std::to_string(done) + "-");
+        first_chunk = true;
+        response r = get("/v2/" + ref_.repository + "/blobs/" + d.str(), headers, sink);
+        if (!write_error.empty()) throw error(what + ": " + write_error);
+        if (r.rc == CURLE_OK && !r.ok()) throw error(describe_failure(r, what));
+        // A connection broken off mid-blob is resumed; a complete answer that is short is not.
+        if (r.rc != CURLE_OK && done < expected && attempt < 2) continue;
+        if (r.rc != CURLE_OK || done != expected)
+            throw error(what + ": truncated download (" + std::to_string(done) + " of " + std::to_string(expected) + " bytes" +
+                        (r.curl_error.empty() ? "" : ": " + r.curl_error) + ")");
+        break;
+    }
+    digest got = hash->finish();
     if (got != d) throw error(what + ": digest mismatch: got " + got.str());
 }
 
 std::string registry_client::blob_text(const digest& d, int64_t size) {
     if (size < 0 || size > (16 << 20)) throw error("blob " + d.str() + ": implausible size " + std::to_string(size));
-    std::string text;
-    auto sink = [&](std::string_view data) {
-        if (text.size() + data.size() > static_cast<size_t>(size)) return false;
-        text.append(data);
-        return true;
-    };
-    response r = get("/v2/" + ref_.repository + "/blobs/" + d.str(), {}, sink);
-    std::string what = "blob " + d.str().substr(0, 19);
-    if (r.rc == CURLE_OK && !r.ok()) throw error(describe_failure(r, what));
-    if (r.rc != CURLE_OK || text.size() != static_cast<size_t>(size))
-        throw error(what + ": truncated download (" + std::to_string(text.size()) + " of " + std::to_string(size) + " bytes)");
-    if (sha256_of(text) != d) throw error(what + ": digest mismatch: got " + sha256_of(text).str());
-    return text;
+    // Through blob() and a memory file: the same checks and the same resuming.
+    unique_fd mem(::memfd_create("pieces-blob", MFD_CLOEXEC));
+    if (!mem) throw_errno("memfd_create");
+    blob(d, size, mem);
+    if (::lseek(mem.get(), 0, SEEK_SET) < 0) throw_errno("lseek", "memfd");
+    return read_all(mem);
 }
 
 }  // namespace pieces::image

@@ -88,6 +88,10 @@ using progress_fn = std::function<void(uint64_t done, uint64_t total)>;
 /// threads at once; each call uses its own connection.
 class registry_client {
 public:
+    /// Takes the bytes of a successful (2xx) response as they arrive, with its status (200, 206);
+    /// false stops the transfer.
+    using body_sink = std::function<bool(std::string_view data, long status)>;
+
     explicit registry_client(reference ref);
     ~registry_client();
     registry_client(const registry_client&) = delete;
@@ -97,7 +101,8 @@ public:
     /// A digest `ref` is checked against the bytes.
     fetched_manifest manifest(const std::string& ref);
     /// Streams the blob `d` of `size` bytes into `out`, checking the digest and size while
-    /// streaming; throws on a mismatch or a short transfer.
+    /// streaming; throws on a mismatch or a short transfer. A transfer broken off is resumed
+    /// where it stopped (Range), twice at most.
     void blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress = {});
     /// A small blob (a config) as a string, checked against `d`.
     std::string blob_text(const digest& d, int64_t size);
@@ -117,9 +122,9 @@ private:
     std::optional<std::string> probe(const endpoint& e);
     void authenticate(const challenge& c);
     /// A GET on the current endpoint, with auth and redirects handled; 401 once re-authenticates.
-    response get(const std::string& path, const std::vector<std::string>& headers, const std::function<bool(std::string_view)>& sink);
+    response get(const std::string& path, const std::vector<std::string>& headers, const body_sink& sink);
     response get_once(const std::string& url, const std::vector<std::string>& headers,
-                      const std::function<bool(std::string_view)>& sink, bool with_auth);
+                      const body_sink& sink, bool with_auth);
     std::string describe_failure(const response& r, const std::string& what) const;
 
     reference ref_;
