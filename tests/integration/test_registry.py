@@ -598,6 +598,47 @@ def test_a_broken_download_resumes_with_range(pieces, registry, pushed, workdir)
         front.shutdown()
 
 
+def test_layers_are_unpacked_while_they_download(pieces, registry, pushed):
+    """A front holds back the last tenth of the base layer until the files from its first part
+    are on disk in the store: only a pull that unpacks as it downloads gets past that."""
+    unpacked_early: list[bool] = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if "/blobs/" not in self.path:
+                relay(self, registry.host)
+                return
+            data = registry.blob_file(self.path.rsplit("/", 1)[1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if len(data) < 100_000:
+                self.wfile.write(data)
+                return
+            cut = len(data) * 9 // 10
+            self.wfile.write(data[:cut])
+            self.wfile.flush()
+            seen = False
+            deadline = time.monotonic() + 15
+            while not seen and time.monotonic() < deadline:
+                seen = any((d / "bin" / "busybox").exists() for d in (pieces.store / "tmp").glob("layer-*"))
+                time.sleep(0.05)
+            unpacked_early.append(seen)
+            self.wfile.write(data[cut:])
+
+        def log_message(self, *args):
+            pass
+
+    front, port = serve(Slow)
+    try:
+        name = f"127.0.0.1:{port}/bb:1"
+        pieces.ok("pull", name)
+        check_pulled_image(pieces, name)
+        assert unpacked_early == [True]
+    finally:
+        front.shutdown()
+
+
 def test_credentials_are_not_sent_to_a_redirect_on_another_host(pieces, other_registry, registry, workdir, monkeypatch):
     """A front for an htpasswd registry redirects blob downloads to another origin (as registries
     redirect to object storage): the blobs arrive, and no Authorization header goes there."""

@@ -1,6 +1,8 @@
 #include "core/image/pull.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include "core/base/error.h"
 #include "core/base/fs.h"
 #include "core/image/image.h"
+#include "core/image/layer.h"
 #include "core/image/rootfs.h"
 
 namespace pieces::image {
@@ -23,8 +26,68 @@ struct download {
     size_t index;  ///< in the manifest's layers
     digest blob;
     int64_t size;
-    std::string temp;
+    std::string temp;        ///< the blob file being written
+    digest diff_id;          ///< what the config says the layer's tar hashes to
+    digest chain;            ///< the key of its unpacked form
+    std::string unpack_dir;  ///< unpacked while downloading into this directory; empty: unpacked later
 };
+
+// Sends all of `data` to a socket; false once the reader is gone (never SIGPIPE).
+bool send_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return false;
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+// Downloads one layer blob into job.temp and, when job.unpack_dir is set, unpacks it at the same
+// time: the bytes go through a socket to an unpacking thread, which checks the DiffID.
+void fetch_layer(registry_client& client, const download& job, const progress_fn& progress) {
+    unique_fd out = open_path(job.temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (job.unpack_dir.empty()) {
+        client.blob(job.blob, job.size, out, progress);
+        return;
+    }
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) throw_errno("socketpair");
+    unique_fd writer(sv[0]), reader(sv[1]);
+    if (::mkdir(job.unpack_dir.c_str(), 0755) < 0) throw_errno("mkdir", quote(job.unpack_dir));
+    std::exception_ptr unpack_failure;
+    layer_digests got{};
+    std::thread unpacker([&] {
+        try {
+            unique_fd dir = open_path(job.unpack_dir, O_RDONLY | O_DIRECTORY);
+            got = unpack_layer(reader, dir, {.allow_devices = true});
+        } catch (...) {
+            unpack_failure = std::current_exception();
+        }
+        // Whatever happened, read to the end so the download never waits on us.
+        char buf[65536];
+        while (true) {
+            ssize_t n = ::read(reader.get(), buf, sizeof buf);
+            if (n == 0 || (n < 0 && errno != EINTR)) break;
+        }
+    });
+    bool teeing = true;
+    try {
+        client.blob(job.blob, job.size, out, progress, [&](std::string_view data) {
+            if (teeing) teeing = send_all(writer.get(), data);
+        });
+    } catch (...) {
+        ::shutdown(writer.get(), SHUT_WR);
+        unpacker.join();
+        throw;
+    }
+    ::shutdown(writer.get(), SHUT_WR);
+    unpacker.join();
+    if (unpack_failure) std::rethrow_exception(unpack_failure);
+    if (got.diff_id != job.diff_id)
+        throw error("layer " + job.blob.str().substr(0, 19) + ": diff_id mismatch: the config says " + job.diff_id.str() +
+                    ", the blob gives " + got.diff_id.str());
+}
 
 // Undoes what a pull added to the store, unless it completed.
 class rollback {
@@ -32,7 +95,14 @@ public:
     explicit rollback(store& s) : s_(s) {}
     ~rollback() {
         if (done_) return;
-        for (const auto& t : temps_) ::unlink(t.c_str());
+        try {
+            undo();
+        } catch (const std::exception&) {
+            // Best effort: what cannot be removed is left for `pieces prune`.
+        }
+    }
+    void undo() {
+        for (const auto& t : temps_) remove_all(t);
         for (const auto& b : blobs_) ::unlink(s_.blob_path(b).c_str());
         for (const auto& l : layers_) remove_all(s_.layer_dir(l));
     }
@@ -107,10 +177,18 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
         std::string config_text = s.has_blob(config_digest) ? s.read_blob(config_digest) : client.blob_text(config_digest, config_size);
         json config = json::parse(config_text, nullptr, false);
         if (!config.is_object()) throw error("config: invalid JSON");
-        size_t diff_ids = config.value("rootfs", json::object()).value("diff_ids", json::array()).size();
-        if (diff_ids != manifest["layers"].size())
+        json diff_ids = config.value("rootfs", json::object()).value("diff_ids", json::array());
+        if (diff_ids.size() != manifest["layers"].size())
             throw error("the manifest lists " + std::to_string(manifest["layers"].size()) + " layers, the config " +
-                        std::to_string(diff_ids) + " diff_ids");
+                        std::to_string(diff_ids.size()) + " diff_ids");
+        std::vector<digest> layer_diff_ids, chains;
+        for (const auto& id : diff_ids) {
+            layer_diff_ids.push_back(digest::parse(id.is_string() ? id.get<std::string>() : ""));
+            chains.push_back(chain_id(layer_diff_ids));
+        }
+        // The unpacked layers this pull adds (to remove them again if it fails).
+        for (const auto& c : chains)
+            if (!s.has_layer(c)) undo.layer(c);
 
         // Layers not yet in the store, downloaded a few at a time into temporary files.
         std::vector<download> todo;
@@ -125,8 +203,12 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
             bool dup = false;
             for (const auto& t : todo) dup = dup || t.blob == d;
             if (dup) continue;
-            todo.push_back({i, d, l.value("size", int64_t{-1}), s.temp_path("pull")});
+            todo.push_back({i, d, l.value("size", int64_t{-1}), s.temp_path("pull"), layer_diff_ids[i], chains[i], ""});
             undo.temp(todo.back().temp);
+            if (!s.has_layer(chains[i])) {
+                todo.back().unpack_dir = s.temp_path("layer");
+                undo.temp(todo.back().unpack_dir);
+            }
         }
         std::atomic<size_t> next{0};
         std::mutex mu;
@@ -140,10 +222,9 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
                 const download& job = todo[k];
                 try {
                     if (job.size < 0) throw error("layer " + job.blob.str() + ": no size in the manifest");
-                    unique_fd out = open_path(job.temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                     progress_fn progress;
                     if (opts.progress) progress = [&](uint64_t done, uint64_t total) { opts.progress(job.index, done, total); };
-                    client.blob(job.blob, job.size, out, progress);
+                    fetch_layer(client, job, progress);
                     std::lock_guard lock(mu);
                     say(short_id(job.blob) + ": pulled " + human_size(static_cast<uint64_t>(job.size)));
                 } catch (...) {
@@ -170,13 +251,9 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
         std::string manifest_text = chosen.media_type == media_manifest ? chosen.body : manifest.dump();
         result.manifest = undo.put(manifest_text);
 
-        image img = load(s, result.manifest);
-        std::vector<digest> chain;
-        for (const auto& l : img.layers) {
-            chain.push_back(l.diff_id);
-            if (!s.has_layer(chain_id(chain))) undo.layer(chain_id(chain));
-        }
-        ensure_unpacked(s, img);
+        for (const auto& job : todo)
+            if (!job.unpack_dir.empty()) s.adopt_layer(job.unpack_dir, job.chain);
+        ensure_unpacked(s, load(s, result.manifest));  // layers whose blobs were here already
 
         result.name = ref.store_name();
         if (!result.name.empty())

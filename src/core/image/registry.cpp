@@ -503,7 +503,8 @@ fetched_manifest registry_client::manifest(const std::string& ref) {
     throw error(!answered_error.empty() ? answered_error : unreachable_error);
 }
 
-void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress) {
+void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress,
+                           const std::function<void(std::string_view)>& tee) {
     auto hash = std::make_unique<sha256>();
     uint64_t done = 0;
     uint64_t expected = static_cast<uint64_t>(size);
@@ -512,6 +513,10 @@ void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const
     auto sink = [&](std::string_view data, long status) {
         if (first_chunk && done > 0 && status != 206) {
             // The server ignored our Range and sends the whole blob again: start over.
+            if (tee) {
+                write_error = "the registry ignored a Range request while the layer was being unpacked";
+                return false;
+            }
             if (::ftruncate(out.get(), 0) < 0 || ::lseek(out.get(), 0, SEEK_SET) < 0) {
                 write_error = "cannot rewind the download file";
                 return false;
@@ -531,6 +536,7 @@ void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const
             write_error = e.what();
             return false;
         }
+        if (tee) tee(data);
         done += data.size();
         if (progress) progress(done, expected);
         return true;

@@ -103,7 +103,10 @@ public:
     /// Streams the blob `d` of `size` bytes into `out`, checking the digest and size while
     /// streaming; throws on a mismatch or a short transfer. A transfer broken off is resumed
     /// where it stopped (Range), twice at most.
-    void blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress = {});
+    /// `tee`, when given, sees every byte too, in order (for unpacking while downloading); a
+    /// server that answers a resumed request with the whole blob again is then an error.
+    void blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress = {},
+              const std::function<void(std::string_view)>& tee = {});
     /// A small blob (a config) as a string, checked against `d`.
     std::string blob_text(const digest& d, int64_t size);
 
