@@ -501,6 +501,7 @@ C7_X=pieces-bench-c7-x:latest         # what the rebuild tags, everywhere
 PM_ARGS=()                             # podman's and buildah's global flags (their own storage)
 BA_ARGS=()
 C7_LIBPOD_CG_BEFORE=""
+C7_PIECES_CG_BEFORE=""
 case7_clean() {
   # pieces' containers (a --rm run interrupted by a failure) and its store
   if [ -n "${PIECES:-}" ] && [ -d "$C7/store" ]; then
@@ -526,6 +527,10 @@ case7_clean() {
       [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
     done
   fi
+  # pieces' parent cgroups (it removes a container's own group, not the "pieces" parent), likewise
+  if [ -z "$C7_PIECES_CG_BEFORE" ]; then
+    for d in /sys/fs/cgroup/*/pieces; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
+  fi
   C7_DIRTY=0
 }
 # fully_cached WHO LOG — did this rebuild take every step from the cache? (a note if not)
@@ -545,6 +550,7 @@ case7() {
   C7_DIRTY=1
   mkdir -p "$C7"/{base,ctx,dctx,containers/tmp}
   ls -d /sys/fs/cgroup/*/libpod_parent >/dev/null 2>&1 && C7_LIBPOD_CG_BEFORE=yes
+  ls -d /sys/fs/cgroup/*/pieces >/dev/null 2>&1 && C7_PIECES_CG_BEFORE=yes
   local tgz=$C7/busybox-rootfs.tar.gz
   tar -C "$ROOTFS" --numeric-owner -czf "$tgz" .
   local P="$PIECES --root $C7/store"
