@@ -683,3 +683,17 @@ def test_credentials_are_not_sent_to_a_redirect_on_another_host(pieces, other_re
     finally:
         front.shutdown()
         storage.shutdown()
+
+
+def test_a_mirror_gets_its_own_credentials_not_docker_hubs(pieces, other_registry, workdir, monkeypatch):
+    (workdir / "htpasswd").write_text(HTPASSWD)
+    mirror = other_registry(auth=f"{{htpasswd: {{realm: pieces-test, path: {workdir / 'htpasswd'}}}}}")
+    config = workdir / "registries.json"
+    config.write_text(json.dumps({"registries": {"docker.io": {"mirrors": [f"http://{mirror.host}"]}}}))
+    monkeypatch.setenv("PIECES_REGISTRIES_CONFIG", str(config))
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, "https://index.docker.io/v1/", "tester:s3cret"))
+    err = expect_failure(pieces, ["pull", "alpine:3.18"], "authentication required")
+    assert f"required by {mirror.host}" in err, err
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, mirror.host, "tester:s3cret"))
+    pieces.ok("pull", "alpine:3.18")
+    check_pulled_image(pieces, "alpine:3.18")

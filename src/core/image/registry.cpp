@@ -284,13 +284,13 @@ registry_client::~registry_client() = default;
 
 std::vector<registry_client::endpoint> registry_client::endpoints() const {
     std::vector<endpoint> out;
-    for (const auto& m : settings_.mirrors) out.push_back({m, true});
+    for (const auto& m : settings_.mirrors) out.push_back({m, true, true});
     std::string host = ref_.api_host();
     if (settings_.insecure) {
-        out.push_back({"https://" + host, false});
-        out.push_back({"http://" + host, true});
+        out.push_back({"https://" + host, false, false});
+        out.push_back({"http://" + host, true, false});
     } else {
-        out.push_back({"https://" + host, true});
+        out.push_back({"https://" + host, true, false});
     }
     return out;
 }
@@ -405,11 +405,13 @@ registry_client::response registry_client::get(const std::string& path, const st
 }
 
 void registry_client::authenticate(const challenge& c) {
-    std::optional<std::string> creds = credentials_for(ref_.registry);
+    // A mirror gets the credentials stored for its own host, never the registry's.
+    const std::string& host = mirror_host_.empty() ? ref_.registry : mirror_host_;
+    std::optional<std::string> creds = credentials_for(host);
     std::string scheme = lower(c.scheme);
     std::string auth;
     if (scheme == "basic") {
-        if (!creds) throw error("authentication required by " + ref_.registry + " (no credentials for it in the auth file)");
+        if (!creds) throw error("authentication required by " + host + " (no credentials for it in the auth file)");
         auth = "Basic " + base64(*creds);
     } else if (scheme == "bearer") {
         auto realm = c.params.find("realm");
@@ -437,7 +439,7 @@ void registry_client::authenticate(const challenge& c) {
     }
     std::lock_guard lock(auth_mutex_);
     // A second 401 with the same authorization means it was refused.
-    if (auth == authorization_ && last_challenge_) throw error("authentication refused by " + ref_.registry);
+    if (auth == authorization_ && last_challenge_) throw error("authentication refused by " + host);
     authorization_ = auth;
     auth_host_ = origin_of(base_);
     last_challenge_ = c;
@@ -467,6 +469,7 @@ std::string registry_client::describe_failure(const response& r, const std::stri
 std::optional<std::string> registry_client::probe(const endpoint& e) {
     base_ = e.base;
     verify_tls_ = e.verify_tls;
+    mirror_host_ = e.mirror ? auth_key_host(e.base) : std::string();
     response r = get("/v2/", {}, {});
     if (r.rc != CURLE_OK) return "registry " + e.base + " is unreachable: " + r.curl_error;
     if (r.status == 401) throw error(describe_failure(r, "registry " + e.base));

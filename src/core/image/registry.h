@@ -118,6 +118,7 @@ private:
     struct endpoint {
         std::string base;       ///< scheme://host[:port]
         bool verify_tls = true;
+        bool mirror = false;
     };
     std::vector<endpoint> endpoints() const;
     /// Probes /v2/ on `e`, authenticating when asked to. Returns why when nothing answers there;
@@ -134,7 +135,8 @@ private:
     registry_settings settings_;
     std::string base_;
     bool verify_tls_ = true;
-    std::string auth_host_;  ///< host[:port] the authorization belongs to
+    std::string auth_host_;    ///< scheme://host[:port] the authorization belongs to
+    std::string mirror_host_;  ///< host[:port] of the mirror in use, empty for the registry itself
     std::mutex auth_mutex_;
     std::string authorization_;  ///< "Bearer ..." or "Basic ..." once known
     std::optional<challenge> last_challenge_;
