@@ -512,7 +512,7 @@ private:
             image::ensure_unpacked(s_, src);
             from_mount.dir = s_.temp_path("from");
             if (::mkdir(from_mount.dir.c_str(), 0700) < 0) throw_errno("mkdir", quote(from_mount.dir));
-            top = image::mount_image(s_, src, from_mount.dir, true);
+            top = image::mount_image(s_, src, from_mount.dir, image::upper_kind::none);
         }
         bool filtered = !from_image;
 

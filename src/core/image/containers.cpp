@@ -143,6 +143,11 @@ std::string runtime_status(const std::string& store_root, const std::string& id,
 // with --rm everything goes.
 void finish(const std::string& store_root, const std::string& id, int code, bool remove) {
     std::string dir = containers_dir(store_root) + "/" + id;
+    if (remove) {
+        unmount_image(dir);
+        remove_all(dir);
+        return;
+    }
     try {
         json record = read_record(store_root, id);
         record["exitCode"] = code;
@@ -151,7 +156,6 @@ void finish(const std::string& store_root, const std::string& id, int code, bool
     } catch (const error&) {
     }
     unmount_image(dir);
-    if (remove) remove_all(dir);
 }
 
 std::string shell_join(const std::vector<std::string>& args) {
@@ -255,7 +259,7 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
         std::filesystem::create_directories(containers_dir(store_root));
         if (::mkdir(dir.c_str(), 0700) < 0) throw_errno("mkdir", quote(dir));
         try {
-            std::string rootfs = mount_image(s, img, dir);
+            std::string rootfs = mount_image(s, img, dir, r.remove ? upper_kind::throwaway : upper_kind::kept);
             json cfg = bundle_config(img, r, rootfs, id);
             write_file_atomic(dir + "/config.json", cfg.dump(2), 0600);
             record = {{"id", id}, {"name", name}, {"image", r.image}, {"imageId", manifest->str()},

@@ -49,7 +49,8 @@ void ensure_unpacked(store& s, const image& img) {
     }
 }
 
-std::string mount_image(const store& s, const image& img, const std::string& dir, bool read_only) {
+std::string mount_image(const store& s, const image& img, const std::string& dir, upper_kind upper) {
+    bool read_only = upper == upper_kind::none;
     std::string rootfs = dir + "/rootfs";
     make_dir(rootfs, 0755);
     if (is_mounted(rootfs)) return rootfs;
@@ -73,6 +74,9 @@ std::string mount_image(const store& s, const image& img, const std::string& dir
         // The upper directory may become a layer: keep it in the plain form layers have (no
         // directory redirects, no metadata-only copies, no index tying it to these lowers).
         options += ",redirect_dir=off,metacopy=off,index=off";
+        // Nothing of a throwaway upper must survive a crash: skip the syncs (and the journal
+        // flush at unmount, which was a good part of `run --rm`'s tear-down).
+        if (upper == upper_kind::throwaway) options += ",volatile";
     } else if (img.layers.size() < 2) {
         // overlayfs wants two lower layers when there is no upper one.
         make_dir(dir + "/empty", 0755);
