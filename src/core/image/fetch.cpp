@@ -1,12 +1,12 @@
 #include "core/image/fetch.h"
 
-#include <curl/curl.h>
 #include <unistd.h>
 
 #include <memory>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/image/curl_api.h"
 
 namespace pieces::image {
 namespace {
@@ -40,28 +40,27 @@ bool is_url(const std::string& text) {
 
 void fetch(const std::string& url, borrowed_fd out) {
     if (!is_url(url)) throw error(quote(url) + ": not an http(s) or file URL");
-    static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-    if (!initialised) throw error("libcurl: initialisation failed");
-    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+    const curl_api& api = image::curl();
+    std::unique_ptr<CURL, void (*)(CURL*)> curl(api.easy_init(), api.easy_cleanup);
     if (!curl) throw error("libcurl: no handle");
     if (::ftruncate(out.get(), 0) < 0 || ::lseek(out.get(), 0, SEEK_SET) < 0) throw_errno("truncate download file");
     sink s{out.get()};
     char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(curl.get(), CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, write_to_fd);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl.get(), CURLOPT_USERAGENT, "pieces/" PIECES_VERSION);
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(curl.get());
+    api.easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+    api.easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
+    api.easy_setopt(curl.get(), CURLOPT_MAXREDIRS, 10L);
+    api.easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
+    api.easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https,file");
+    api.easy_setopt(curl.get(), CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    api.easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, write_to_fd);
+    api.easy_setopt(curl.get(), CURLOPT_WRITEDATA, &s);
+    api.easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, errbuf);
+    api.easy_setopt(curl.get(), CURLOPT_USERAGENT, "pieces/" PIECES_VERSION);
+    api.easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 30L);
+    CURLcode rc = api.easy_perform(curl.get());
     if (rc != CURLE_OK) {
         if (s.err) throw_errno_code(s.err, "download " + quote(url) + ": write");
-        throw error("download " + quote(url) + ": " + (errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+        throw error("download " + quote(url) + ": " + (errbuf[0] ? errbuf : api.easy_strerror(rc)));
     }
 }
 
