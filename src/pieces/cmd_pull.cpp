@@ -1,9 +1,11 @@
 // pieces pull: an image from a registry into the store.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/base/error.h"
@@ -15,39 +17,53 @@
 namespace pieces_cli {
 namespace {
 
-// One status line redrawn in place on a terminal: bytes of every layer being downloaded.
-class live_progress {
+// On a terminal: one row per layer, redrawn in place, with a bar while it downloads
+// ("3f2a9c01d2e4: [=========>          ]  1.2 MB / 2.5 MB", then "3f2a9c01d2e4: pulled 2.5 MB").
+class layer_rows {
 public:
-    void update(size_t layer, uint64_t done, uint64_t total) {
+    /// A line from the pull: "<id>: <what happened>" updates that layer's row; others are printed.
+    void line(const std::string& text) {
         std::lock_guard lock(mu_);
-        if (layers_.size() <= layer) layers_.resize(layer + 1);
-        layers_[layer] = {done, total};
+        size_t colon = text.find(": ");
+        if (colon == 12) {
+            row(text.substr(0, 12)) = text.substr(14);
+        } else {
+            std::printf("%s\n", text.c_str());
+            drawn_ = 0;  // the rows start again below this line
+        }
+        redraw();
+    }
+    void update(const std::string& id, uint64_t done, uint64_t total) {
+        std::lock_guard lock(mu_);
+        const int width = 30;
+        int filled = total ? static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width) : width;
+        std::string bar = "[" + std::string(static_cast<size_t>(filled), '=') + (filled < width ? ">" : "") +
+                          std::string(static_cast<size_t>(width - std::min(filled + 1, width)), ' ') + "] ";
+        row(id) = bar + pieces::image::human_size(done) + " / " + pieces::image::human_size(total);
         auto now = std::chrono::steady_clock::now();
         if (done != total && now - last_ < std::chrono::milliseconds(100)) return;
         last_ = now;
-        uint64_t all_done = 0, all_total = 0;
-        for (const auto& [d, t] : layers_) {
-            all_done += d;
-            all_total += t;
-        }
-        std::fprintf(stdout, "\r\033[KDownloading %s of %s", pieces::image::human_size(all_done).c_str(),
-                     pieces::image::human_size(all_total).c_str());
-        std::fflush(stdout);
-        drawn_ = true;
-    }
-    /// Prints a whole line, first clearing the status line.
-    void line(const std::string& text) {
-        std::lock_guard lock(mu_);
-        std::printf("%s%s\n", drawn_ ? "\r\033[K" : "", text.c_str());
-        std::fflush(stdout);
-        drawn_ = false;
+        redraw();
     }
 
 private:
+    std::string& row(const std::string& id) {
+        for (auto& [k, v] : rows_)
+            if (k == id) return v;
+        rows_.emplace_back(id, "");
+        return rows_.back().second;
+    }
+    // Moves up over the rows drawn before and draws them all again.
+    void redraw() {
+        if (drawn_ > 0) std::printf("\033[%zuA", drawn_);
+        for (const auto& [id, text] : rows_) std::printf("\r\033[K%s: %s\n", id.c_str(), text.c_str());
+        drawn_ = rows_.size();
+        std::fflush(stdout);
+    }
     std::mutex mu_;
-    std::vector<std::pair<uint64_t, uint64_t>> layers_;
+    std::vector<std::pair<std::string, std::string>> rows_;
+    size_t drawn_ = 0;
     std::chrono::steady_clock::time_point last_{};
-    bool drawn_ = false;
 };
 
 }  // namespace
@@ -63,12 +79,16 @@ command add_pull(CLI::App& app, context& ctx) {
     return {sub, [image, platform, quiet, &ctx] {
                 pieces::image::pull_options o;
                 if (!platform->empty()) o.want = pieces::image::platform::parse(*platform);
-                auto live = std::make_shared<live_progress>();
-                if (!*quiet) {
-                    // Per-layer lines always; the byte counter only where someone watches it.
-                    o.say = [live](const std::string& line) { live->line(line); };
-                    if (::isatty(STDOUT_FILENO))
-                        o.progress = [live](size_t layer, uint64_t done, uint64_t total) { live->update(layer, done, total); };
+                if (!*quiet && ::isatty(STDOUT_FILENO)) {
+                    auto rows = std::make_shared<layer_rows>();
+                    o.say = [rows](const std::string& line) { rows->line(line); };
+                    o.progress = [rows](const std::string& id, uint64_t done, uint64_t total) { rows->update(id, done, total); };
+                } else if (!*quiet) {
+                    // Not a terminal: one line per layer when it is done, nothing redrawn.
+                    o.say = [](const std::string& line) {
+                        std::printf("%s\n", line.c_str());
+                        std::fflush(stdout);
+                    };
                 }
                 pieces::image::store s = pieces::image::store::open(ctx.root, true);
                 pieces::image::pull_result r = pieces::image::pull(s, *image, o);

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for
+from pty_session import PtySession
 from test_pieces import PIECES, Pieces, base_tarball, context, pieces  # noqa: F401 (base_tarball, pieces: fixtures)
 
 REGISTRY = shutil.which("docker-registry")
@@ -697,3 +698,21 @@ def test_a_mirror_gets_its_own_credentials_not_docker_hubs(pieces, other_registr
     monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, mirror.host, "tester:s3cret"))
     pieces.ok("pull", "alpine:3.18")
     check_pulled_image(pieces, "alpine:3.18")
+
+
+def test_progress_rows_on_a_terminal(pieces, registry, pushed):
+    """On a terminal each layer has a row redrawn in place (a bar while it downloads, then what
+    happened); piped output has plain lines and no terminal control codes."""
+    name = f"{registry.host}/layered-gzip:1"
+    session = PtySession([PIECES, "--root", str(pieces.store), "pull", name])
+    try:
+        assert session.wait(60) == 0, session.text()
+    finally:
+        session.close()
+    shown = session.shown.decode(errors="replace")
+    layers = [l["digest"][7:19] for l in store_manifest(pieces, name)["layers"]]
+    assert "\x1b[K" in shown and "\x1b[4A" in shown, shown  # rows cleared and redrawn: 4 layers
+    for layer in layers:
+        assert f"{layer}: [" in shown and f"{layer}: pulled " in shown, shown
+    piped = pieces.ok("pull", f"{registry.host}/bb:1")
+    assert "\x1b" not in piped and "[" not in piped, piped

@@ -223,7 +223,8 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
                 try {
                     if (job.size < 0) throw error("layer " + job.blob.str() + ": no size in the manifest");
                     progress_fn progress;
-                    if (opts.progress) progress = [&](uint64_t done, uint64_t total) { opts.progress(job.index, done, total); };
+                    std::string id = short_id(job.blob);
+                    if (opts.progress) progress = [&](uint64_t done, uint64_t total) { opts.progress(id, done, total); };
                     fetch_layer(client, job, progress);
                     std::lock_guard lock(mu);
                     say(short_id(job.blob) + ": pulled " + human_size(static_cast<uint64_t>(job.size)));

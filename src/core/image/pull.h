@@ -18,8 +18,9 @@ namespace pieces::image {
 struct pull_options {
     std::optional<platform> want;                        ///< default: this machine (platform::host())
     std::function<void(const std::string& line)> say;   ///< one line per step and per layer
-    /// Live byte counts per layer (index into the manifest's layers); called from download threads.
-    std::function<void(size_t layer, uint64_t done, uint64_t total)> progress;
+    /// Live byte counts per layer (`id`: the first 12 hex digits of its digest, as in `say`'s
+    /// lines); called from download threads.
+    std::function<void(const std::string& id, uint64_t done, uint64_t total)> progress;
     unsigned jobs = 3;  ///< layers downloaded at once
 };
 
