@@ -53,6 +53,7 @@ TEST(Reference, HostsWithPortsDotsAndLocalhost) {
     EXPECT_EQ(tld.tag, "tag");
     EXPECT_FALSE(tld.is_loopback());
     EXPECT_EQ(reference::parse("localhost/x").registry, "localhost");
+    EXPECT_EQ(reference::parse("Registry.Example.COM:443/x").store_name(), "registry.example.com:443/x:latest");
     // A first component without a dot, port or "localhost" is a path on Docker Hub.
     EXPECT_EQ(reference::parse("myhost/x").str(), "docker.io/myhost/x:latest");
 }

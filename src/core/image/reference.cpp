@@ -98,6 +98,8 @@ reference reference::parse(std::string_view text) {
             (first.front() == '[')) {
             if (!valid_host(first)) return fail("bad registry host " + quote(std::string(first)));
             r.registry = std::string(first);
+            // Host names are case-insensitive: one spelling, so the store has one name per image.
+            for (char& c : r.registry) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             rest = rest.substr(slash + 1);
         }
     }

@@ -11,6 +11,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/image/curl_api.h"
 #include "core/image/image.h"
 
 namespace pieces::image {
@@ -98,11 +99,6 @@ std::string url_escape(const std::string& s) {
         }
     }
     return out;
-}
-
-void curl_init_once() {
-    static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-    if (!ok) throw error("libcurl: initialisation failed");
 }
 
 bool is_manifest_type(const std::string& t) { return t == media_oci_manifest || t == media_docker_manifest; }
@@ -278,7 +274,7 @@ struct registry_client::response {
     }
 };
 
-registry_client::registry_client(reference ref) : ref_(std::move(ref)), settings_(settings_for(ref_.registry)) { curl_init_once(); }
+registry_client::registry_client(reference ref) : ref_(std::move(ref)), settings_(settings_for(ref_.registry)) { curl(); }
 
 registry_client::~registry_client() = default;
 
@@ -319,7 +315,7 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
     auto* t = static_cast<transfer*>(user);
     size_t n = size * count;
     long status = 0;
-    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl().easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300 && *t->sink) {
         if (!(*t->sink)(std::string_view(data, n), status)) {
             t->sink_refused = true;
@@ -336,46 +332,47 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
 
 registry_client::response registry_client::get_once(const std::string& url, const std::vector<std::string>& headers,
                                                     const body_sink& sink, bool with_auth) {
-    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-    if (!curl) throw error("libcurl: no handle");
+    const curl_api& api = curl();
+    std::unique_ptr<CURL, void (*)(CURL*)> handle(api.easy_init(), api.easy_cleanup);
+    if (!handle) throw error("libcurl: no handle");
     response r;
-    transfer t{this, &sink, curl.get(), &r.body, &r.headers};
+    transfer t{this, &sink, handle.get(), &r.body, &r.headers};
     curl_slist* list = nullptr;
-    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+    for (const auto& h : headers) list = api.slist_append(list, h.c_str());
     if (with_auth) {
         std::lock_guard lock(auth_mutex_);
         if (!authorization_.empty() && origin_of(url) == auth_host_)
-            list = curl_slist_append(list, ("Authorization: " + authorization_).c_str());
+            list = api.slist_append(list, ("Authorization: " + authorization_).c_str());
     }
-    std::unique_ptr<curl_slist, void (*)(curl_slist*)> owned(list, curl_slist_free_all);
+    std::unique_ptr<curl_slist, void (*)(curl_slist*)> owned(list, api.slist_free_all);
     char errbuf[CURL_ERROR_SIZE] = "";
-    CURL* c = curl.get();
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed by get(), which decides about credentials
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "pieces/" PIECES_VERSION);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+    CURL* c = handle.get();
+    api.easy_setopt(c, CURLOPT_URL, url.c_str());
+    api.easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed by get(), which decides about credentials
+    api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    api.easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    api.easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    api.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    api.easy_setopt(c, CURLOPT_USERAGENT, "pieces/" PIECES_VERSION);
+    api.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
     // A transfer that stalls (under 1 byte/s for a minute) fails instead of hanging.
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (!settings_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
+    api.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    api.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (!settings_.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
     if (!verify_tls_) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    r.rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    if (r.rc != CURLE_OK) r.curl_error = errbuf[0] ? errbuf : curl_easy_strerror(r.rc);
+    r.rc = api.easy_perform(c);
+    api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    if (r.rc != CURLE_OK) r.curl_error = errbuf[0] ? errbuf : api.easy_strerror(r.rc);
     if (t.sink_refused) r.sink_error = "refused by the receiver";
     char* location = nullptr;
-    if (r.status >= 300 && r.status < 400 && curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location)
+    if (r.status >= 300 && r.status < 400 && api.easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location)
         r.redirect = location;
     return r;
 }
