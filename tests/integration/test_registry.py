@@ -33,6 +33,8 @@ from test_pieces import PIECES, Pieces, base_tarball, context, pieces  # noqa: F
 
 REGISTRY = shutil.which("docker-registry")
 SKOPEO = shutil.which("skopeo")
+OPENSSL = shutil.which("openssl")
+needs_openssl = pytest.mark.skipif(not OPENSSL, reason="needs the openssl command (certificates, token signatures)")
 
 pytestmark = pytest.mark.skipif(not REGISTRY or not SKOPEO, reason="needs docker-registry and skopeo (scripts/install-deps.sh)")
 
@@ -211,7 +213,8 @@ def pushed(registry, source, tmp_path_factory) -> dict:
         {"mediaType": "application/vnd.oci.image.index.v1+json", **index,
          "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
     registry.push(f"oci:{layout}:multi", "multi:1", "--all")
-    return {"host_arch": host_arch, "other_arch": other_arch, "native": native["digest"], "index": index["digest"]}
+    return {"host_arch": host_arch, "other_arch": other_arch, "native": native["digest"], "index": index["digest"],
+            "source": store}
 
 
 def check_pulled_image(p: Pieces, name: str) -> None:
@@ -299,6 +302,29 @@ def test_layers_with_whiteouts_gzip_and_zstd(pieces, registry, pushed, compressi
         assert types == {"application/vnd.oci.image.layer.v1.tar+gzip"}, types
     out = pieces.ok("run", "--rm", name, "sh", "-c", "cat /keep /replaced; ls /gone; test -e /bin/vi || echo no-vi")
     assert out == "keep\nnew\nother\nno-vi\n", out
+
+
+def test_docker_manifest_list(pieces, registry, pushed):
+    """A Docker manifest list (made with the registry's own API): this machine's entry is chosen."""
+    registry.push(f"oci:{pushed['source']}:src:1", "dlist:native", "--format", "v2s2")
+    _, child = registry.manifest("dlist", "native")
+    child_digest = "sha256:" + hashlib.sha256(child).hexdigest()
+    list_type = "application/vnd.docker.distribution.manifest.list.v2+json"
+    entry = {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": child_digest, "size": len(child)}
+    body = json.dumps({"schemaVersion": 2, "mediaType": list_type, "manifests": [
+        dict(entry, platform={"architecture": "s390x", "os": "linux"}),
+        dict(entry, platform={"architecture": pushed["host_arch"], "os": "linux"})]}).encode()
+    req = urllib.request.Request(f"http://{registry.host}/v2/dlist/manifests/1", data=body, method="PUT",
+                                 headers={"Content-Type": list_type})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 201
+    assert registry.manifest("dlist", "1")[0] == list_type
+    name = f"{registry.host}/dlist:1"
+    out = pieces.ok("pull", name)
+    assert "Digest: sha256:" + hashlib.sha256(body).hexdigest() in out, out
+    check_pulled_image(pieces, name)
+    res = pieces("pull", "--platform", "linux/riscv64", name)
+    assert res.returncode != 0 and "the index has linux/s390x, linux/" in res.stderr, res
 
 
 def test_piecefile_from_the_registry_builds_and_runs(pieces, registry, pushed, workdir):
@@ -422,6 +448,7 @@ def test_basic_auth_with_htpasswd(pieces, other_registry, workdir, monkeypatch):
     check_pulled_image(pieces, name)
 
 
+@needs_openssl
 def test_tls_with_a_self_signed_ca(pieces, other_registry, workdir, monkeypatch):
     """https checked against the CA file the settings name; without it the certificate is refused
     (loopback would otherwise fall back to unverified https and plain http)."""
@@ -506,6 +533,7 @@ class TokenServer:
         self.httpd.server_close()
 
 
+@needs_openssl
 def test_bearer_tokens_from_a_token_server(pieces, other_registry, workdir, monkeypatch):
     tokens = TokenServer(workdir)
     try:
