@@ -276,7 +276,9 @@ struct registry_client::response {
 
 registry_client::registry_client(reference ref) : ref_(std::move(ref)), settings_(settings_for(ref_.registry)) { curl(); }
 
-registry_client::~registry_client() = default;
+registry_client::~registry_client() {
+    for (void* handle : pool_) curl().easy_cleanup(handle);
+}
 
 std::vector<registry_client::endpoint> registry_client::endpoints() const {
     std::vector<endpoint> out;
@@ -333,10 +335,29 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
 registry_client::response registry_client::get_once(const std::string& url, const std::vector<std::string>& headers,
                                                     const body_sink& sink, bool with_auth) {
     const curl_api& api = curl();
-    std::unique_ptr<CURL, void (*)(CURL*)> handle(api.easy_init(), api.easy_cleanup);
-    if (!handle) throw error("libcurl: no handle");
+    // A handle from the pool: its connections (and TLS sessions) are reused by later requests.
+    CURL* c = nullptr;
+    {
+        std::lock_guard lock(pool_mutex_);
+        if (!pool_.empty()) {
+            c = pool_.back();
+            pool_.pop_back();
+        }
+    }
+    if (!c) c = api.easy_init();
+    if (!c) throw error("libcurl: no handle");
+    struct give_back {
+        registry_client* self;
+        CURL* handle;
+        ~give_back() {
+            curl().easy_setopt(handle, CURLOPT_HTTPHEADER, nullptr);
+            curl().easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
+            std::lock_guard lock(self->pool_mutex_);
+            self->pool_.push_back(handle);
+        }
+    } returned{this, c};
     response r;
-    transfer t{this, &sink, handle.get(), &r.body, &r.headers};
+    transfer t{this, &sink, c, &r.body, &r.headers};
     curl_slist* list = nullptr;
     for (const auto& h : headers) list = api.slist_append(list, h.c_str());
     if (with_auth) {
@@ -346,7 +367,6 @@ registry_client::response registry_client::get_once(const std::string& url, cons
     }
     std::unique_ptr<curl_slist, void (*)(curl_slist*)> owned(list, api.slist_free_all);
     char errbuf[CURL_ERROR_SIZE] = "";
-    CURL* c = handle.get();
     api.easy_setopt(c, CURLOPT_URL, url.c_str());
     api.easy_setopt(c, CURLOPT_HTTPHEADER, list);
     api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed by get(), which decides about credentials
@@ -363,10 +383,9 @@ registry_client::response registry_client::get_once(const std::string& url, cons
     api.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (!settings_.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
-    if (!verify_tls_) {
-        api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    // Set every time: a pooled handle keeps what an earlier request set.
+    api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, verify_tls_ ? 1L : 0L);
+    api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify_tls_ ? 2L : 0L);
     r.rc = api.easy_perform(c);
     api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     if (r.rc != CURLE_OK) r.curl_error = errbuf[0] ? errbuf : api.easy_strerror(r.rc);

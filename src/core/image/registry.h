@@ -140,6 +140,8 @@ private:
     std::mutex auth_mutex_;
     std::string authorization_;  ///< "Bearer ..." or "Basic ..." once known
     std::optional<challenge> last_challenge_;
+    std::mutex pool_mutex_;
+    std::vector<void*> pool_;  ///< idle libcurl handles (CURL*), each with its open connections
 };
 
 }  // namespace pieces::image
