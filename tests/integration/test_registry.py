@@ -233,6 +233,8 @@ def test_pull_oci_manifest_and_run(pieces, registry, pushed):
     assert lines[-2].startswith("Digest: sha256:") and lines[-1].startswith(f"Pulled {name} (id "), out
     assert pieces.names() == [name]
     check_pulled_image(pieces, name)
+    # A single-platform image is what it is: another --platform is refused.
+    expect_failure(pieces, ["pull", "--platform", "linux/s390x", name], "not linux/s390x")
     # Pulling again fetches no layer.
     again = pieces.ok("pull", name)
     assert again.count(": already exists") == 2 and ": pulled " not in again, again

@@ -163,7 +163,8 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
         fetched_manifest top = client.manifest(ref.manifest_ref());
         result.registry_digest = top.dgst;
         fetched_manifest chosen = std::move(top);
-        if (chosen.is_index()) {
+        bool chosen_from_index = chosen.is_index();
+        if (chosen_from_index) {
             json entry = choose_platform(chosen.json, want);
             chosen = client.manifest(entry.at("digest").get<std::string>());
             if (chosen.is_index()) throw error("an index inside an index is not supported");
@@ -177,6 +178,12 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
         std::string config_text = s.has_blob(config_digest) ? s.read_blob(config_digest) : client.blob_text(config_digest, config_size);
         json config = json::parse(config_text, nullptr, false);
         if (!config.is_object()) throw error("config: invalid JSON");
+        // A single-platform image asked for with --platform must be that platform.
+        if (opts.want && !chosen_from_index) {
+            std::string os = config.value("os", std::string()), arch = config.value("architecture", std::string());
+            if (os != want.os || arch != want.architecture)
+                throw error("the image is for " + os + "/" + arch + ", not " + want.str());
+        }
         json diff_ids = config.value("rootfs", json::object()).value("diff_ids", json::array());
         if (diff_ids.size() != manifest["layers"].size())
             throw error("the manifest lists " + std::to_string(manifest["layers"].size()) + " layers, the config " +
