@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -100,6 +102,36 @@ std::string url_escape(const std::string& s) {
     }
     return out;
 }
+
+// With CURLOPT_NOSIGNAL (threads), libcurl leaves SIGPIPE alone, and TLS writes to a peer that
+// went away raise it in the writing thread: blocked for the transfer, and one it raised taken
+// back, so a closed connection is an error instead of the end of pieces.
+class sigpipe_guard {
+public:
+    sigpipe_guard() {
+        sigemptyset(&pipe_);
+        sigaddset(&pipe_, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    }
+    ~sigpipe_guard() {
+        sigset_t pending;
+        sigpending(&pending);
+        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+            timespec zero{};
+            sigtimedwait(&pipe_, nullptr, &zero);
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    sigpipe_guard(const sigpipe_guard&) = delete;
+    sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+
+private:
+    sigset_t pipe_{}, old_{};
+    bool was_pending_ = false;
+};
 
 bool is_manifest_type(const std::string& t) { return t == media_oci_manifest || t == media_docker_manifest; }
 
@@ -386,7 +418,10 @@ registry_client::response registry_client::get_once(const std::string& url, cons
     // Set every time: a pooled handle keeps what an earlier request set.
     api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, verify_tls_ ? 1L : 0L);
     api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify_tls_ ? 2L : 0L);
-    r.rc = api.easy_perform(c);
+    {
+        sigpipe_guard no_sigpipe;
+        r.rc = api.easy_perform(c);
+    }
     api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     if (r.rc != CURLE_OK) r.curl_error = errbuf[0] ? errbuf : api.easy_strerror(r.rc);
     if (t.sink_refused) r.sink_error = "refused by the receiver";
