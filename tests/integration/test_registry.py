@@ -36,7 +36,6 @@ SKOPEO = shutil.which("skopeo")
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(not OPENSSL, reason="needs the openssl command (certificates, token signatures)")
 
-pytestmark = pytest.mark.skipif(not REGISTRY or not SKOPEO, reason="needs docker-registry and skopeo (scripts/install-deps.sh)")
 
 
 def free_port() -> int:
@@ -102,6 +101,8 @@ http: {{{http}}}
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
+    if not REGISTRY or not SKOPEO:
+        pytest.fail("docker-registry and skopeo are needed (scripts/install-deps.sh installs them)")
     reg = Registry(tmp_path_factory.mktemp("registry"))
     yield reg
     reg.stop()
