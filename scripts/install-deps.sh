@@ -17,7 +17,7 @@ pkgs=(
   # tools that read and write OCI image layouts, to check the store against
   skopeo
   # a real registry (the CNCF distribution registry) the pull tests start on loopback
-  docker-registry
+  docker-registry openssl   # openssl: the TLS registry test makes its own CA
   # real clients the tests drive: dockerd; containerd and ctr (its runc shim calls puncker);
   # podman with conmon (rootful, --network none: no slirp4netns, uidmap or netavark needed)
   docker.io containerd podman conmon
