@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "core/image/libarchive.h"
 #include "core/base/fs.h"
 #include "core/image/image.h"
 #include "core/image/layer.h"
@@ -30,23 +31,7 @@ constexpr const char* containerd_name_annotation = "io.containerd.image.name";
 // Text files of an archive (index.json, manifests, configs) are read whole; nothing sane is bigger.
 constexpr int64_t max_document = 64 << 20;
 
-struct read_archive_free {
-    void operator()(archive* a) const { archive_read_free(a); }
-};
-struct write_archive_free {
-    void operator()(archive* a) const { archive_write_free(a); }
-};
-struct entry_free {
-    void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
-using read_archive = std::unique_ptr<archive, read_archive_free>;
-using write_archive = std::unique_ptr<archive, write_archive_free>;
-using entry_ptr = std::unique_ptr<archive_entry, entry_free>;
 
-std::string archive_message(archive* a) {
-    const char* s = archive_error_string(a);
-    return s ? s : "unknown libarchive error";
-}
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/base/error.h"
+#include "core/image/libarchive.h"
 #include "core/base/fs.h"
 
 namespace pieces::image {
@@ -31,23 +32,7 @@ constexpr std::string_view overlay_xattr_prefix = "trusted.overlay.";
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-std::string archive_message(archive* a) {
-    const char* s = archive_error_string(a);
-    return s ? s : "unknown libarchive error";
-}
 
-struct read_archive_free {
-    void operator()(archive* a) const { archive_read_free(a); }
-};
-struct write_archive_free {
-    void operator()(archive* a) const { archive_write_free(a); }
-};
-struct entry_free {
-    void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
-using read_archive = std::unique_ptr<archive, read_archive_free>;
-using write_archive = std::unique_ptr<archive, write_archive_free>;
-using entry_ptr = std::unique_ptr<archive_entry, entry_free>;
 
 read_archive new_reader() {
     read_archive a(archive_read_new());
