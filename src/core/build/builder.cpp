@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -225,7 +224,6 @@ private:
             auto given = o_.build_args.find(key);
             if (given != o_.build_args.end()) value = given->second;
             args_[key] = value;
-            used_args_.insert(key);
         }
     }
 
@@ -341,7 +339,7 @@ private:
     // A step that changes files: the image mounted with a fresh upper directory, `work` run on
     // it, the upper directory becoming the new layer (as a blob, and as the unpacked layer).
     template <typename Fn>
-    void layer_step(const instruction& ins, const digest& key, const std::string& created_by, Fn&& work) {
+    void layer_step(const digest& key, const std::string& created_by, Fn&& work) {
         std::string dir = s_.temp_path("step");
         if (::mkdir(dir.c_str(), 0700) < 0) throw_errno("mkdir", quote(dir));
         try {
@@ -372,7 +370,6 @@ private:
             remove_all(dir);
             throw;
         }
-        (void)ins;
     }
 
     void run_step(const instruction& ins) {
@@ -386,7 +383,7 @@ private:
             img_ = std::move(*hit);
             return;
         }
-        layer_step(ins, key, "RUN " + (ins.exec_form ? json(cmd).dump() : ins.args.at(0)), [&](const std::string& dir, const std::string& rootfs) {
+        layer_step(key, "RUN " + (ins.exec_form ? json(cmd).dump() : ins.args.at(0)), [&](const std::string& dir, const std::string& rootfs) {
             image::run_request r;
             r.entrypoint = std::vector<std::string>{};
             r.cmd = cmd;
@@ -542,16 +539,13 @@ private:
             img_ = std::move(*hit);
             return;
         }
-        layer_step(ins, key, ins.text, [&](const std::string&, const std::string& rootfs) {
+        layer_step(key, ins.text, [&](const std::string&, const std::string& rootfs) {
             copy_options opts;
             opts.owner = std::pair<uid_t, gid_t>{0, 0};
             if (!chown.empty()) {
-                image::run_request who;
-                who.user = chown;
-                json u = image::bundle_config(*img_, with_cmd(who), rootfs, "chown")["process"]["user"];
+                json u = image::resolve_user(chown, rootfs);
                 opts.owner = std::pair<uid_t, gid_t>{u["uid"].get<uid_t>(), u["gid"].get<gid_t>()};
             }
-            opts.skip = [&](const std::string&) { return false; };
             unique_fd root = open_path(rootfs, O_PATH | O_DIRECTORY);
             for (const auto& rel : files) copy_source(ctx, rel, root, dest, into_dir, add, opts, filtered);
             for (const auto& url : urls) {
@@ -579,11 +573,6 @@ private:
         }
         if (std::optional<digest> d = s_.resolve(from)) return *d;
         throw error("COPY --from=" + from + ": no earlier stage and no image in the store has that name");
-    }
-
-    static image::run_request with_cmd(image::run_request r) {
-        r.entrypoint = std::vector<std::string>{"true"};
-        return r;
     }
 
     void copy_source(borrowed_fd ctx, const std::string& rel, borrowed_fd root, const std::string& dest, bool into_dir, bool add,
@@ -623,7 +612,6 @@ private:
     ignore_rules ignore_;
     std::optional<image::image> img_;
     std::map<std::string, std::string> args_;
-    std::set<std::string> used_args_;
     std::string base_kind_, base_ref_;
     std::vector<std::pair<std::string, digest>> stages_;  ///< finished stages: name (maybe empty), image
     std::string stage_name_;                              ///< the current stage's name

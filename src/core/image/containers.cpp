@@ -57,6 +57,8 @@ std::vector<std::vector<std::string>> colon_records(const std::string& rootfs, c
 bool all_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
 
 // "user[:group]" by name or number, as the image's /etc/passwd and /etc/group say.
+}  // namespace
+
 json resolve_user(const std::string& spec_text, const std::string& rootfs) {
     if (spec_text.empty()) return {{"uid", 0}, {"gid", 0}};
     std::string user = spec_text.substr(0, spec_text.find(':'));
@@ -108,6 +110,8 @@ json resolve_user(const std::string& spec_text, const std::string& rootfs) {
     return {{"uid", uid}, {"gid", gid}, {"additionalGids", extra}};
 }
 
+namespace {
+
 std::string random_id() {
     unsigned char bytes[32];
     if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) throw_errno("getrandom");
@@ -126,6 +130,19 @@ json read_record(const std::string& store_root, const std::string& id) {
 
 void write_record(const std::string& store_root, const json& record) {
     write_file_atomic(record_path(store_root, record.at("id").get<std::string>()), record.dump(), 0644);
+}
+
+// Every container's record; containers being made or removed have none, and are passed over.
+std::vector<json> records(const std::string& store_root) {
+    std::vector<json> out;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(containers_dir(store_root), ec)) {
+        try {
+            out.push_back(read_record(store_root, entry.path().filename()));
+        } catch (const error&) {
+        }
+    }
+    return out;
 }
 
 // The runtime's status, or "exited" when it no longer knows the container.
@@ -254,8 +271,9 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
         image img = load(s, *manifest);
         ensure_unpacked(s, img);
         std::string name = r.name.empty() ? "pieces-" + id.substr(0, 8) : r.name;
-        for (const auto& c : list_containers(store_root))
-            if (c.name == name) throw error("the name " + quote(name) + " is taken by container " + c.id.substr(0, 12));
+        for (const json& rec : records(store_root))
+            if (rec.value("name", "") == name)
+                throw error("the name " + quote(name) + " is taken by container " + rec.value("id", "").substr(0, 12));
         std::filesystem::create_directories(containers_dir(store_root));
         if (::mkdir(dir.c_str(), 0700) < 0) throw_errno("mkdir", quote(dir));
         try {
@@ -328,8 +346,7 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
             if (!why.empty()) throw error(why);
             return 0;  // it ran and ended already
         }
-        pid_t pid = 0;
-        std::string st = runtime_status(store_root, id, &pid);
+        std::string st = runtime_status(store_root, id, nullptr);
         if (st == "running" || st == "stopped") return 0;
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
@@ -337,23 +354,15 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
 
 std::vector<container_info> list_containers(const std::string& store_root) {
     std::vector<container_info> out;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(containers_dir(store_root), ec)) {
-        std::string id = entry.path().filename();
-        json rec;
-        try {
-            rec = read_record(store_root, id);
-        } catch (const error&) {
-            continue;  // being made or removed
-        }
+    for (const json& rec : records(store_root)) {
         container_info c;
-        c.id = id;
+        c.id = rec.value("id", "");
         c.name = rec.value("name", "");
         c.image = rec.value("image", "");
         c.command = rec.value("command", "");
         c.created = rec.value("created", "");
         c.exit_code = rec.value("exitCode", -1);
-        c.status = runtime_status(store_root, id, &c.pid);
+        c.status = runtime_status(store_root, c.id, &c.pid);
         if (c.status == "exited" || c.status == "stopped") {
             c.status = c.exit_code >= 0 ? "exited (" + std::to_string(c.exit_code) + ")" : "exited";
             c.pid = 0;
@@ -413,13 +422,7 @@ std::string log_path(const std::string& store_root, const std::string& ref) {
 
 std::vector<std::string> images_in_use(const std::string& store_root) {
     std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(containers_dir(store_root), ec)) {
-        try {
-            out.push_back(read_record(store_root, entry.path().filename()).value("imageId", ""));
-        } catch (const error&) {
-        }
-    }
+    for (const json& rec : records(store_root)) out.push_back(rec.value("imageId", ""));
     return out;
 }
 

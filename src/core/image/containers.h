@@ -37,6 +37,10 @@ struct run_request {
 /// r.user or the image are looked up in the rootfs's /etc/passwd and /etc/group).
 nlohmann::json bundle_config(const image& img, const run_request& r, const std::string& rootfs, const std::string& id);
 
+/// The OCI process.user for "user[:group]" (names or numbers) as the rootfs's /etc/passwd and
+/// /etc/group say, with the primary and the member groups as additional gids.
+nlohmann::json resolve_user(const std::string& user, const std::string& rootfs);
+
 /// The OCI process args for an image's Entrypoint/Cmd with `r`'s overrides, as Docker combines them.
 std::vector<std::string> command_line(const nlohmann::json& runtime, const run_request& r);
 
