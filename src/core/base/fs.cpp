@@ -252,8 +252,8 @@ void remove_all(const std::string& path) {
         throw error("remove " + quote(path) + ": " + ec.message(), ec.value());
 }
 
-void copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const std::string& to_name,
-                const copy_options& opts) {
+struct stat copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const std::string& to_name,
+                       const copy_options& opts) {
     struct stat st {};
     if (::fstatat(from.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("stat", quote(name));
     struct stat there {};
@@ -284,7 +284,7 @@ void copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const
     } else if (!S_ISSOCK(st.st_mode) && ::mknodat(to.get(), to_name.c_str(), st.st_mode, st.st_rdev) < 0) {
         throw_errno("mknod", quote(to_name));
     }
-    if (S_ISSOCK(st.st_mode)) return;
+    if (S_ISSOCK(st.st_mode)) return st;
     uid_t uid = opts.owner ? opts.owner->first : st.st_uid;
     gid_t gid = opts.owner ? opts.owner->second : st.st_gid;
     if (::fchownat(to.get(), to_name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("chown", quote(to_name));
@@ -292,6 +292,7 @@ void copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const
         throw_errno("chmod", quote(to_name));
     timespec times[2] = {st.st_atim, st.st_mtim};
     if (::utimensat(to.get(), to_name.c_str(), times, AT_SYMLINK_NOFOLLOW) < 0) throw_errno("set times of", quote(to_name));
+    return st;
 }
 
 void copy_tree(borrowed_fd from, borrowed_fd to, const std::string& where, const copy_options& opts,
@@ -311,9 +312,8 @@ void copy_tree(borrowed_fd from, borrowed_fd to, const std::string& where, const
     for (const std::string& name : names) {
         std::string rel = relative.empty() ? name : relative + "/" + name;
         if (opts.skip && opts.skip(rel)) continue;
-        with_context(quote(where + "/" + name), [&] { copy_entry(from, name, to, name, opts); });
-        struct stat st {};
-        if (::fstatat(from.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        struct stat st = with_context(quote(where + "/" + name), [&] { return copy_entry(from, name, to, name, opts); });
+        if (S_ISDIR(st.st_mode)) {
             unique_fd src(::openat(from.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
             unique_fd dst(::openat(to.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
             if (!src || !dst) throw_errno("open", quote(where + "/" + name));

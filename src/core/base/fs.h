@@ -1,6 +1,7 @@
 // File-system helpers: whole-file I/O and paths resolved safely inside a root.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <string>
@@ -9,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <utility>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "core/base/unique_fd.h"
@@ -70,9 +72,9 @@ struct copy_options {
 /// Copies one entry `name` of directory `from` to `to_name` in directory `to`: a regular file
 /// (contents), a symlink (its text), a device, fifo or an empty directory; keeps mode and
 /// mtime, and the owner unless `opts.owner` says otherwise. Follows no symlink; an existing
-/// non-directory at the target is replaced.
-void copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const std::string& to_name,
-                const copy_options& opts = {});
+/// non-directory at the target is replaced. Returns the source's stat.
+struct stat copy_entry(borrowed_fd from, const std::string& name, borrowed_fd to, const std::string& to_name,
+                       const copy_options& opts = {});
 
 /// Copies the tree under directory `from` into directory `to` (merging with what is there),
 /// entry by entry as copy_entry does; `where` names `from` in errors.
