@@ -31,6 +31,7 @@ import ctypes
 import json
 import os
 import shutil
+import select
 import signal
 import socket
 import subprocess
@@ -309,6 +310,13 @@ def cgroup_dirs_named(name: str, base: str = "/sys/fs/cgroup", depth: int = 5) -
 
     walk(base, 0)
     return found
+
+
+def read_line(stream, timeout: float) -> str:
+    """One line from a child's stdout pipe, failing rather than hanging."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, "no output from the container"
+    return stream.readline().decode()
 
 
 def unmount_all_under(path: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pid_alive, processes_naming, remove_tree, unmount_all_under, wait_for
+from conftest import pid_alive, processes_naming, read_line, remove_tree, unmount_all_under, wait_for
 from images import build_rootfs, write_docker_archive
 from pty_session import PtySession
 
@@ -153,13 +152,6 @@ def ctr(runtime_binary, tmp_path_factory):
                 pass
 
 
-def read_line(stream, timeout: float = 20) -> str:
-    """One line from a child's stdout pipe, failing rather than hanging."""
-    ready, _, _ = select.select([stream], [], [], timeout)
-    assert ready, "no output from the container"
-    return stream.readline().decode()
-
-
 def assert_runs_on_puncker(ctr: Ctr, cid: str) -> dict:
     """The running container is puncker's: puncker reads its state from the shim's root."""
     state = ctr.puncker_state(cid)
@@ -176,7 +168,7 @@ def run_checked(ctr: Ctr, *flags, script: str) -> tuple[int, str, str]:
     proc = subprocess.Popen(ctr.run_argv("--rm", *flags, cid=cid, cmd=["sh", "-c", "echo ready; read _; " + script]),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert read_line(proc.stdout) == "ready\n"
+        assert read_line(proc.stdout, 20) == "ready\n"
         assert_runs_on_puncker(ctr, cid)
         out, err = proc.communicate(b"go\n", timeout=30)
     finally:
@@ -192,7 +184,7 @@ def test_run_output_stdin_and_exit_code(ctr):
     proc = subprocess.Popen(ctr.run_argv("--rm", cid=cid, cmd=["sh", "-c", "echo ready; read line; echo got=$line; exit 7"]),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert read_line(proc.stdout) == "ready\n"
+        assert read_line(proc.stdout, 20) == "ready\n"
         state = assert_runs_on_puncker(ctr, cid)
         assert ctr.tasks()[cid] == (state["pid"], "RUNNING")
         out, err = proc.communicate(b"typed\n", timeout=30)

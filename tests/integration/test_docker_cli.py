@@ -12,7 +12,6 @@ import contextlib
 import ipaddress
 import os
 import re
-import select
 import socket
 import subprocess
 import threading
@@ -23,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import CAPS, pid_alive, wait_for
+from conftest import CAPS, pid_alive, read_line, wait_for
 from docker_daemon import IMAGE, Docker, docker_daemon, iptables_works, private_bridge
 from pty_session import PtySession
 
@@ -64,12 +63,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{os.urandom(3).hex()}"
 
 
-def read_line(stream, timeout: float = 30) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    assert ready, "no output from the container"
-    return stream.readline().decode()
-
-
 def run_checked(docker: Docker, *flags, script: str) -> tuple[int, str, str]:
     """`docker run --rm -i --runtime=puncker FLAGS IMAGE sh -c SCRIPT`, held at its start until
     puncker is seen to run it; returns (exit status, stdout, stderr)."""
@@ -77,7 +70,7 @@ def run_checked(docker: Docker, *flags, script: str) -> tuple[int, str, str]:
     proc = docker.popen("run", "--rm", "-i", "--runtime=puncker", "--name", name, *flags, IMAGE,
                         "sh", "-c", "echo ready; read _; " + script)
     try:
-        line = read_line(proc.stdout)
+        line = read_line(proc.stdout, 30)
         assert line == "ready\n", line + (proc.stderr.read1().decode() if proc.poll() is not None else "")
         docker.assert_runs_on_puncker(name)
         out, err = proc.communicate(b"go\n", timeout=60)
@@ -131,7 +124,7 @@ def test_run_i_with_stdin_piped(docker):
     try:
         proc.stdin.write(b"hello\n")
         proc.stdin.flush()
-        assert read_line(proc.stdout) == "first=hello\n"
+        assert read_line(proc.stdout, 30) == "first=hello\n"
         docker.assert_runs_on_puncker(name)
         out, err = proc.communicate(data, timeout=60)
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BUSYBOX, mountinfo, wait_for
+from pty_session import PtySession
 
 PIECES = os.environ.get("PIECES", "")
 
@@ -305,7 +306,6 @@ def test_hostile_base_tarball_writes_nothing_outside(pieces, workdir, base_tarba
 def test_run_it_gives_a_terminal(pieces, workdir, base_tarball):
     """`pieces run --rm -it IMG sh`: the shell has a controlling terminal of the caller's size,
     reads what is typed, follows a resize, and its exit status comes back."""
-    from pty_session import PtySession
     pieces.ok("build", "-t", "bb", context(workdir, f"FROM_URL file://{base_tarball}\n"))
     session = PtySession([PIECES, "--root", str(pieces.store), "run", "--rm", "-it", "bb", "sh"], rows=33, cols=101)
     try:
@@ -323,7 +323,6 @@ def test_run_it_gives_a_terminal(pieces, workdir, base_tarball):
 
 
 def test_exec_it_gives_a_terminal(pieces, workdir, base_tarball):
-    from pty_session import PtySession
     pieces.ok("build", "-t", "bb", context(workdir, f"FROM_URL file://{base_tarball}\n"))
     pieces.ok("run", "-d", "--name", "box", "bb", "sleep", "100")
     session = PtySession([PIECES, "--root", str(pieces.store), "exec", "-it", "box", "sh"], rows=30, cols=90)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pid_alive, processes_naming, remove_tree, unmount_all_under, wait_for
+from conftest import pid_alive, processes_naming, read_line, remove_tree, unmount_all_under, wait_for
 from images import build_rootfs, write_docker_archive
 from pty_session import PtySession
 
@@ -113,12 +112,6 @@ def podman(runtime_binary, tmp_path_factory):
                     pass
 
 
-def read_line(stream, timeout: float = 30) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    assert ready, "no output from the container"
-    return stream.readline().decode()
-
-
 def assert_runs_on_puncker(podman: Podman, name: str) -> dict:
     """podman's container `name` is running, and puncker holds it with the same init pid."""
     cid = podman.inspect(name, "{{.Id}}")
@@ -136,7 +129,7 @@ def run_checked(podman: Podman, *flags, script: str, runtime: str | None = None)
     proc = podman.popen("run", "--rm", "-i", "--network", "none", "--name", name, *flags, IMAGE,
                         "sh", "-c", "echo ready; read _; " + script, runtime=runtime)
     try:
-        assert read_line(proc.stdout) == "ready\n", proc.stderr.read1().decode() if proc.poll() is not None else ""
+        assert read_line(proc.stdout, 30) == "ready\n", proc.stderr.read1().decode() if proc.poll() is not None else ""
         assert_runs_on_puncker(podman, name)
         out, err = proc.communicate(b"go\n", timeout=60)
     finally:
@@ -152,7 +145,7 @@ def test_run_output_stdin_and_exit_code(podman):
     proc = podman.popen("run", "--rm", "-i", "--network", "none", "--name", name, IMAGE,
                         "sh", "-c", "echo ready; read line; echo got=$line; cat; exit 7")
     try:
-        assert read_line(proc.stdout) == "ready\n"
+        assert read_line(proc.stdout, 30) == "ready\n"
         cid = podman.inspect(name, "{{.Id}}")
         assert_runs_on_puncker(podman, name)
         out, err = proc.communicate(b"typed\nmore\nlines\n", timeout=60)

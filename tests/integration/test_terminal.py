@@ -7,6 +7,8 @@ import pty
 import select
 import time
 
+from pty_session import PtySession
+
 
 def run_on_a_pty(rt, b, cid, typed: bytes, timeout: float = 15):
     """Runs `run` with a pty as its stdio (as a person at a terminal would); returns what the
@@ -54,7 +56,6 @@ def test_foreground_terminal_is_relayed(rt, bundle):
 def test_exec_with_a_terminal_and_no_console_socket_is_relayed(rt, bundle):
     """`exec -t ID sh` in the foreground, from a terminal, without --console-socket: the new
     process gets a pty of its own, relayed to ours (input, window size, exit status)."""
-    from pty_session import PtySession
     cid = rt.create_started(bundle(["sleep", "100"]))
     session = PtySession(rt.cmd("exec", "-t", cid, "sh"), rows=27, cols=93)
     try:
