@@ -103,12 +103,14 @@ TEST(Procfs, WritesOnlyUnderProc) {
     int fd = ::mkstemp(tmpl);
     ASSERT_GE(fd, 0);
     ::close(fd);
-    EXPECT_THROW(procfs::write(tmpl, "1"), error);
+    // A path that climbs out of procfs is refused by either kind of handle, and writes nothing.
+    EXPECT_THROW(procfs::handle::open().write(std::string("..") + tmpl, "1"), error);
+    EXPECT_THROW(procfs::handle::open_shared().write(std::string("..") + tmpl, "1"), error);
     EXPECT_EQ(read_file(tmpl), "");
     ::unlink(tmpl);
     // The real thing works: our own oom_score_adj, written back unchanged, through both kinds.
     std::string adj = read_file("/proc/self/oom_score_adj");
-    EXPECT_NO_THROW(procfs::write("/proc/self/oom_score_adj", adj));
+    EXPECT_NO_THROW(procfs::handle::open().write("self/oom_score_adj", adj));
     EXPECT_NO_THROW(procfs::handle::open_shared().write("self/oom_score_adj", adj));
     EXPECT_TRUE(procfs::handle::open().is_private()) << "tests run as root: fsopen(\"proc\") must work";
 }

@@ -64,13 +64,15 @@ std::optional<process_stat> stat(pid_t pid) {
     return st;
 }
 
+
+namespace {
+
+// Throws unless `fd` is a file on procfs.
 void check_on_procfs(int fd, const std::string& path) {
     struct statfs fs {};
     if (::fstatfs(fd, &fs) < 0) throw_errno("statfs", path);
     if (fs.f_type != PROC_SUPER_MAGIC) throw error(path + " is not on procfs: refusing to write");
 }
-
-namespace {
 
 // A procfs instance mounted nowhere: fsopen, then fsmount to a detached mount. Needs
 // CAP_SYS_ADMIN over our pid namespace; -1 where that or the calls are missing.
@@ -119,17 +121,12 @@ void handle::write(std::string_view path, std::string_view data) const {
         // openat2 missing or filtered: the shared /proc, one plain open, checked below.
         fd = ::openat(root_.get(), name.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
     }
-    if (fd < 0 && errno == EXDEV) throw error(shown + ": another mount lies over it: refusing to write");
+    if (fd < 0 && errno == EXDEV) throw error(shown + ": leaves procfs or crosses a mount laid over it: refusing to write");
     if (fd < 0) throw_errno("open", shown);
     unique_fd file(fd);
     check_on_procfs(file.get(), shown);
     write_all(file, data, shown);
 }
 
-void write(const std::string& path, std::string_view data) {
-    constexpr std::string_view prefix = "/proc/";
-    if (path.compare(0, prefix.size(), prefix) != 0) throw error(quote(path) + " is not under /proc");
-    handle::open().write(std::string_view(path).substr(prefix.size()), data);
-}
 
 }  // namespace pieces::procfs

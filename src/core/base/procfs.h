@@ -65,10 +65,6 @@ private:
     bool private_;
 };
 
-/// One write through a fresh handle; `path` is absolute ("/proc/sys/...", "/proc/self/...").
-void write(const std::string& path, std::string_view data);
 
-/// Throws unless `fd` is a file on procfs.
-void check_on_procfs(int fd, const std::string& path);
 
 }  // namespace pieces::procfs
