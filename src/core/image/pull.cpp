@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -15,6 +14,7 @@
 #include "core/base/fs.h"
 #include "core/image/image.h"
 #include "core/image/layer.h"
+#include "core/image/parallel.h"
 #include "core/image/rootfs.h"
 
 namespace pieces::image {
@@ -217,36 +217,17 @@ pull_result pull(store& s, const std::string& ref_text, const pull_options& opts
                 undo.temp(todo.back().unpack_dir);
             }
         }
-        std::atomic<size_t> next{0};
-        std::mutex mu;
-        std::exception_ptr failure;
-        auto worker = [&] {
-            for (size_t k = next++; k < todo.size(); k = next++) {
-                {
-                    std::lock_guard lock(mu);
-                    if (failure) return;
-                }
-                const download& job = todo[k];
-                try {
-                    if (job.size < 0) throw error("layer " + job.blob.str() + ": no size in the manifest");
-                    progress_fn progress;
-                    std::string id = short_id(job.blob);
-                    if (opts.progress) progress = [&](uint64_t done, uint64_t total) { opts.progress(id, done, total); };
-                    fetch_layer(client, job, progress);
-                    std::lock_guard lock(mu);
-                    say(short_id(job.blob) + ": pulled " + human_size(static_cast<uint64_t>(job.size)));
-                } catch (...) {
-                    std::lock_guard lock(mu);
-                    if (!failure) failure = std::current_exception();
-                    return;
-                }
-            }
-        };
-        std::vector<std::thread> threads;
-        size_t n = std::min<size_t>(std::max(1u, opts.jobs), todo.size());
-        for (size_t t = 0; t < n; ++t) threads.emplace_back(worker);
-        for (auto& t : threads) t.join();
-        if (failure) std::rethrow_exception(failure);
+        std::mutex say_mutex;
+        run_parallel(todo.size(), opts.jobs, [&](size_t k) {
+            const download& job = todo[k];
+            if (job.size < 0) throw error("layer " + job.blob.str() + ": no size in the manifest");
+            progress_fn progress;
+            std::string id = short_id(job.blob);
+            if (opts.progress) progress = [&](uint64_t done, uint64_t total) { opts.progress(id, done, total); };
+            fetch_layer(client, job, progress);
+            std::lock_guard lock(say_mutex);
+            say(id + ": pulled " + human_size(static_cast<uint64_t>(job.size)));
+        });
 
         // Everything arrived intact: into the store.
         for (const auto& job : todo) {

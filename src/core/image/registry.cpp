@@ -1,7 +1,6 @@
 #include "core/image/registry.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -10,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
@@ -37,56 +37,12 @@ std::string trim(std::string_view s) {
     return std::string(s.substr(b, e - b + 1));
 }
 
-std::string home_config(const char* env, const char* file) {
-    if (const char* p = std::getenv(env); p && *p) return p;
-    if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/pieces/" + file;
-    const char* home = std::getenv("HOME");
-    return std::string(home && *home ? home : "/root") + "/.config/pieces/" + file;
-}
-
-// A JSON file that may be missing (then: an empty object); a broken one is an error.
-json read_json_file(const std::string& path) {
-    if (::access(path.c_str(), F_OK) != 0) return json::object();
-    json j = json::parse(read_file(path), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw error(quote(path) + ": invalid JSON");
-    return j;
-}
-
-std::string base64(std::string_view in) {
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                            static_cast<int>(in.size()));
-    out.resize(static_cast<size_t>(n));
-    return out;
-}
-
-std::optional<std::string> unbase64(std::string_view in) {
-    std::string text = trim(in);
-    if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-    std::string out(text.size() / 4 * 3 + 1, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
-                            static_cast<int>(text.size()));
-    if (n < 0) return std::nullopt;
-    size_t len = static_cast<size_t>(n);
-    for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;  // EVP counts padding as bytes
-    out.resize(len);
-    return out;
-}
-
 // "scheme://host:port" of a URL (what decides whether credentials may go there).
 std::string origin_of(const std::string& url) {
     size_t scheme_end = url.find("://");
     if (scheme_end == std::string::npos) return lower(url);
     size_t path = url.find_first_of("/?#", scheme_end + 3);
     return lower(url.substr(0, path));
-}
-
-// A registry key from an auth file ("https://index.docker.io/v1/", "host:5000") as a host.
-std::string auth_key_host(std::string key) {
-    if (size_t s = key.find("://"); s != std::string::npos) key = key.substr(s + 3);
-    key = key.substr(0, key.find('/'));
-    if (key == "index.docker.io" || key == "registry-1.docker.io") key = docker_hub;
-    return lower(key);
 }
 
 std::string url_escape(const std::string& s) {
@@ -136,49 +92,6 @@ private:
 bool is_manifest_type(const std::string& t) { return t == media_oci_manifest || t == media_docker_manifest; }
 
 }  // namespace
-
-registry_settings settings_for(const std::string& registry) {
-    std::string path = home_config("PIECES_REGISTRIES_CONFIG", "registries.json");
-    registry_settings s;
-    reference probe;
-    probe.registry = registry;
-    s.insecure = probe.is_loopback();
-    json all = with_context("registry settings", [&] { return read_json_file(path); });
-    json regs = all.value("registries", json::object());
-    if (!regs.is_object()) throw error(quote(path) + ": \"registries\" must be an object");
-    for (const auto& [key, value] : regs.items()) {
-        if (auth_key_host(key) != lower(registry) || !value.is_object()) continue;
-        s.insecure = value.value("insecure", s.insecure);
-        s.ca_file = value.value("ca_file", std::string());
-        for (const auto& m : value.value("mirrors", json::array()))
-            if (m.is_string()) {
-                std::string url = m.get<std::string>();
-                while (!url.empty() && url.back() == '/') url.pop_back();
-                if (url.find("://") == std::string::npos) url = "https://" + url;
-                s.mirrors.push_back(url);
-            }
-    }
-    return s;
-}
-
-std::optional<std::string> credentials_for(const std::string& registry) {
-    std::string path = home_config("PIECES_AUTH_FILE", "auth.json");
-    json all = with_context("credentials", [&] { return read_json_file(path); });
-    json auths = all.value("auths", json::object());
-    if (!auths.is_object()) return std::nullopt;
-    for (const auto& [key, value] : auths.items()) {
-        if (auth_key_host(key) != lower(registry) || !value.is_object()) continue;
-        if (value.contains("auth") && value["auth"].is_string()) {
-            auto text = unbase64(value["auth"].get<std::string>());
-            if (!text || text->find(':') == std::string::npos)
-                throw error(quote(path) + ": the \"auth\" of " + quote(key) + " is not base64 of user:password");
-            return text;
-        }
-        if (value.contains("username") && value.contains("password"))
-            return value.value("username", std::string()) + ":" + value.value("password", std::string());
-    }
-    return std::nullopt;
-}
 
 platform platform::parse(const std::string& text) {
     platform p;
@@ -289,6 +202,28 @@ challenge challenge::parse(const std::string& header) {
     return c;
 }
 
+std::chrono::seconds token_lifetime(const json& answer) {
+    int64_t seconds = 60;
+    if (answer.is_object() && answer.contains("expires_in") && answer["expires_in"].is_number_integer())
+        seconds = std::max<int64_t>(60, answer["expires_in"].get<int64_t>());
+    return std::chrono::seconds(seconds - 5);
+}
+
+std::string resolve_location(const std::string& url, const std::string& location) {
+    if (location.find("://") != std::string::npos) return location;
+    size_t scheme_end = url.find("://");
+    if (location.rfind("//", 0) == 0) return url.substr(0, scheme_end + 1) + location;
+    if (location.rfind('/', 0) == 0) return origin_of(url) + location;
+    std::string path = url.substr(0, url.find_first_of("?#"));
+    size_t last = path.rfind('/');
+    if (last == std::string::npos || last < scheme_end + 3) return path + "/" + location;
+    return path.substr(0, last + 1) + location;
+}
+
+std::string with_query(const std::string& url, const std::string& param) {
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + param;
+}
+
 // ---- the client ----
 
 struct registry_client::response {
@@ -306,15 +241,35 @@ struct registry_client::response {
     }
 };
 
-registry_client::registry_client(reference ref) : ref_(std::move(ref)), settings_(settings_for(ref_.registry)) { curl(); }
+/// A request body: `size` bytes of `data`, or of the file `fd` from its start.
+struct registry_client::upload {
+    std::string_view data;
+    int fd = -1;
+    int64_t size = 0;
+    progress_fn progress;
+};
+
+registry_client::registry_client(reference ref, access mode)
+    : ref_(std::move(ref)), mode_(mode), settings_(settings_for(ref_.registry)) {
+    if (mode_ == access::pull) scopes_.push_back("repository:" + ref_.repository + ":pull");
+    if (mode_ == access::push) scopes_.push_back("repository:" + ref_.repository + ":pull,push");
+    curl();
+}
 
 registry_client::~registry_client() {
     for (void* handle : pool_) curl().easy_cleanup(handle);
 }
 
+void registry_client::add_pull_scope(const std::string& repository) {
+    std::string scope = "repository:" + repository + ":pull";
+    if (std::find(scopes_.begin(), scopes_.end(), scope) == scopes_.end()) scopes_.push_back(scope);
+}
+
 std::vector<registry_client::endpoint> registry_client::endpoints() const {
     std::vector<endpoint> out;
-    for (const auto& m : settings_.mirrors) out.push_back({m, true, true});
+    // Mirrors serve pulls; what is pushed, and logins, go to the registry itself.
+    if (mode_ == access::pull)
+        for (const auto& m : settings_.mirrors) out.push_back({m, true, true});
     std::string host = ref_.api_host();
     if (settings_.insecure) {
         out.push_back({"https://" + host, false, false});
@@ -362,10 +317,51 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
     return n;
 }
 
+// Where libcurl is in sending a request body.
+struct body_reader {
+    std::string_view data;
+    int fd;
+    int64_t size;
+    const progress_fn* progress;
+    int64_t offset = 0;
+    int error = 0;
+};
+
+size_t on_read(char* buf, size_t size, size_t count, void* user) {
+    auto* r = static_cast<body_reader*>(user);
+    size_t want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(size * count), r->size - r->offset));
+    if (want == 0) return 0;
+    size_t got = want;
+    if (r->fd >= 0) {
+        ssize_t n;
+        do n = ::pread(r->fd, buf, want, r->offset);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            r->error = n < 0 ? errno : EIO;  // a file shorter than it was is no less an error
+            return CURL_READFUNC_ABORT;
+        }
+        got = static_cast<size_t>(n);
+    } else {
+        std::copy_n(r->data.data() + r->offset, want, buf);
+    }
+    r->offset += static_cast<int64_t>(got);
+    if (*r->progress) (*r->progress)(static_cast<uint64_t>(r->offset), static_cast<uint64_t>(r->size));
+    return got;
+}
+
+// libcurl rewinds a body it must send again (a connection that closed before it was read).
+int on_seek(void* user, curl_off_t offset, int origin) {
+    auto* r = static_cast<body_reader*>(user);
+    if (origin != SEEK_SET || offset < 0 || offset > r->size) return CURL_SEEKFUNC_CANTSEEK;
+    r->offset = offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 }  // namespace
 
-registry_client::response registry_client::get_once(const std::string& url, const std::vector<std::string>& headers,
-                                                    const body_sink& sink, bool with_auth) {
+registry_client::response registry_client::send_once(const std::string& method, const std::string& url,
+                                                     const std::vector<std::string>& headers, const body_sink& sink,
+                                                     const upload* body, bool with_auth) {
     const curl_api& api = curl();
     // A handle from the pool: its connections (and TLS sessions) are reused by later requests.
     CURL* c = nullptr;
@@ -384,6 +380,8 @@ registry_client::response registry_client::get_once(const std::string& url, cons
         ~give_back() {
             curl().easy_setopt(handle, CURLOPT_HTTPHEADER, nullptr);
             curl().easy_setopt(handle, CURLOPT_ERRORBUFFER, nullptr);
+            curl().easy_setopt(handle, CURLOPT_READDATA, nullptr);
+            curl().easy_setopt(handle, CURLOPT_SEEKDATA, nullptr);
             std::lock_guard lock(self->pool_mutex_);
             self->pool_.push_back(handle);
         }
@@ -399,9 +397,27 @@ registry_client::response registry_client::get_once(const std::string& url, cons
     }
     std::unique_ptr<curl_slist, void (*)(curl_slist*)> owned(list, api.slist_free_all);
     char errbuf[CURL_ERROR_SIZE] = "";
+    static const progress_fn no_progress;
+    body_reader reader{body ? body->data : std::string_view(), body ? body->fd : -1, body ? body->size : 0,
+                       body && body->progress ? &body->progress : &no_progress};
     api.easy_setopt(c, CURLOPT_URL, url.c_str());
+    // The method, set every time: a pooled handle keeps what an earlier request set, and
+    // HTTPGET undoes an earlier HEAD, POST or PUT.
+    api.easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    if (method == "HEAD") {
+        api.easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (method == "POST" || method == "PUT") {
+        if (method == "POST") api.easy_setopt(c, CURLOPT_POST, 1L);
+        else api.easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        api.easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        api.easy_setopt(c, CURLOPT_READDATA, &reader);
+        api.easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        api.easy_setopt(c, CURLOPT_SEEKDATA, &reader);
+        if (method == "POST") api.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(reader.size));
+        else api.easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(reader.size));
+    }
     api.easy_setopt(c, CURLOPT_HTTPHEADER, list);
-    api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed by get(), which decides about credentials
+    api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed by send(), which decides about credentials
     api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     api.easy_setopt(c, CURLOPT_HEADERDATA, &t);
@@ -415,7 +431,6 @@ registry_client::response registry_client::get_once(const std::string& url, cons
     api.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (!settings_.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
-    // Set every time: a pooled handle keeps what an earlier request set.
     api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, verify_tls_ ? 1L : 0L);
     api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify_tls_ ? 2L : 0L);
     {
@@ -424,6 +439,7 @@ registry_client::response registry_client::get_once(const std::string& url, cons
     }
     api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     if (r.rc != CURLE_OK) r.curl_error = errbuf[0] ? errbuf : api.easy_strerror(r.rc);
+    if (reader.error) r.curl_error = "reading what is sent: " + std::string(std::strerror(reader.error));
     if (t.sink_refused) r.sink_error = "refused by the receiver";
     char* location = nullptr;
     if (r.status >= 300 && r.status < 400 && api.easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location)
@@ -433,12 +449,20 @@ registry_client::response registry_client::get_once(const std::string& url, cons
 
 registry_client::response registry_client::get(const std::string& path, const std::vector<std::string>& headers,
                                                const body_sink& sink) {
-    std::string url = base_ + path;
+    return send("GET", path, headers, sink, nullptr);
+}
+
+registry_client::response registry_client::send(const std::string& method, const std::string& target,
+                                                const std::vector<std::string>& headers, const body_sink& sink,
+                                                const upload* body) {
+    std::string url = target.find("://") == std::string::npos ? base_ + target : target;
     bool reauthenticated = false;
+    bool follows = method == "GET" || method == "HEAD";
     for (int hops = 0; hops < 10; ++hops) {
         // Credentials go to the registry's own origin only, never to where it redirects.
         bool same_origin = origin_of(url) == origin_of(base_);
-        response r = get_once(url, headers, sink, same_origin);
+        if (same_origin) renew_expired_token();
+        response r = send_once(method, url, headers, sink, body, same_origin);
         if (r.rc == CURLE_OK && r.status == 401 && same_origin && !reauthenticated) {
             std::string www = r.header("www-authenticate");
             if (www.empty()) return r;
@@ -446,21 +470,33 @@ registry_client::response registry_client::get(const std::string& path, const st
             reauthenticated = true;
             continue;
         }
-        if (r.rc == CURLE_OK && r.status >= 300 && r.status < 400 && !r.redirect.empty()) {
+        if (follows && r.rc == CURLE_OK && r.status >= 300 && r.status < 400 && !r.redirect.empty()) {
             url = r.redirect;
             continue;
         }
         return r;
     }
-    throw error("too many redirects from " + base_ + path);
+    throw error("too many redirects from " + url);
 }
 
-void registry_client::authenticate(const challenge& c) {
+void registry_client::renew_expired_token() {
+    std::optional<challenge> c;
+    {
+        std::lock_guard lock(auth_mutex_);
+        if (!last_challenge_ || authorization_.rfind("Bearer ", 0) != 0 || std::chrono::steady_clock::now() < token_expires_)
+            return;
+        c = last_challenge_;
+    }
+    authenticate(*c, true);
+}
+
+void registry_client::authenticate(const challenge& c, bool renewal) {
     // A mirror gets the credentials stored for its own host, never the registry's.
     const std::string& host = mirror_host_.empty() ? ref_.registry : mirror_host_;
-    std::optional<std::string> creds = credentials_for(host);
+    std::optional<std::string> creds = credentials_ && mirror_host_.empty() ? credentials_ : credentials_for(host);
     std::string scheme = lower(c.scheme);
     std::string auth;
+    auto expires = std::chrono::steady_clock::time_point::max();
     if (scheme == "basic") {
         if (!creds) throw error("authentication required by " + host + " (no credentials for it in the auth file)");
         auth = "Basic " + base64(*creds);
@@ -468,16 +504,21 @@ void registry_client::authenticate(const challenge& c) {
         auto realm = c.params.find("realm");
         if (realm == c.params.end() || realm->second.empty()) throw error("authentication: a Bearer challenge without a realm");
         std::string url = realm->second;
-        std::string query;
-        if (auto s = c.params.find("service"); s != c.params.end()) query += "service=" + url_escape(s->second);
-        std::string scope = "repository:" + ref_.repository + ":pull";
-        if (auto s = c.params.find("scope"); s != c.params.end() && !s->second.empty()) scope = s->second;
-        query += std::string(query.empty() ? "" : "&") + "scope=" + url_escape(scope);
-        url += (url.find('?') == std::string::npos ? "?" : "&") + query;
+        if (auto s = c.params.find("service"); s != c.params.end()) url = with_query(url, "service=" + url_escape(s->second));
+        // What this client needs, and what the challenge names besides (space-separated scopes).
+        std::vector<std::string> scopes = scopes_;
+        if (auto s = c.params.find("scope"); s != c.params.end())
+            for (size_t i = 0; i < s->second.size();) {
+                size_t end = std::min(s->second.find(' ', i), s->second.size());
+                std::string one = s->second.substr(i, end - i);
+                if (!one.empty() && std::find(scopes.begin(), scopes.end(), one) == scopes.end()) scopes.push_back(one);
+                i = end + 1;
+            }
+        for (const auto& scope : scopes) url = with_query(url, "scope=" + url_escape(scope));
         std::vector<std::string> headers;
         // Credentials go to the token server named by the registry (anonymous without them).
         if (creds) headers.push_back("Authorization: Basic " + base64(*creds));
-        response r = get_once(url, headers, {}, false);
+        response r = send_once("GET", url, headers, {}, nullptr, false);
         if (r.rc != CURLE_OK) throw error("token server " + origin_of(url) + ": " + r.curl_error);
         if (r.status == 401 || r.status == 403) throw error("authentication refused by the token server " + origin_of(url) + " (HTTP " + std::to_string(r.status) + ")");
         if (r.status != 200) throw error("token server " + origin_of(url) + ": HTTP " + std::to_string(r.status));
@@ -485,15 +526,17 @@ void registry_client::authenticate(const challenge& c) {
         std::string token = j.is_object() ? j.value("token", j.value("access_token", std::string())) : std::string();
         if (token.empty()) throw error("token server " + origin_of(url) + ": no token in its answer");
         auth = "Bearer " + token;
+        expires = std::chrono::steady_clock::now() + token_lifetime(j);
     } else {
         throw error("authentication: unsupported scheme " + quote(c.scheme));
     }
     std::lock_guard lock(auth_mutex_);
     // A second 401 with the same authorization means it was refused.
-    if (auth == authorization_ && last_challenge_) throw error("authentication refused by " + host);
+    if (!renewal && auth == authorization_ && last_challenge_) throw error("authentication refused by " + host);
     authorization_ = auth;
     auth_host_ = origin_of(base_);
     last_challenge_ = c;
+    token_expires_ = expires;
 }
 
 std::string registry_client::describe_failure(const response& r, const std::string& what) const {
@@ -520,7 +563,7 @@ std::string registry_client::describe_failure(const response& r, const std::stri
 std::optional<std::string> registry_client::probe(const endpoint& e) {
     base_ = e.base;
     verify_tls_ = e.verify_tls;
-    mirror_host_ = e.mirror ? auth_key_host(e.base) : std::string();
+    mirror_host_ = e.mirror ? registry_of_key(e.base) : std::string();
     response r = get("/v2/", {}, {});
     if (r.rc != CURLE_OK) return "registry " + e.base + " is unreachable: " + r.curl_error;
     if (r.status == 401) throw error(describe_failure(r, "registry " + e.base));
@@ -528,7 +571,7 @@ std::optional<std::string> registry_client::probe(const endpoint& e) {
     return std::nullopt;
 }
 
-fetched_manifest registry_client::manifest(const std::string& ref) {
+void registry_client::on_first_endpoint(const std::function<void()>& use) {
     std::string answered_error, unreachable_error;
     for (const endpoint& e : endpoints()) {
         try {
@@ -536,25 +579,36 @@ fetched_manifest registry_client::manifest(const std::string& ref) {
                 unreachable_error = *unreachable;
                 continue;
             }
-            std::string accept = std::string("Accept: ") + media_oci_index + ", " + media_oci_manifest + ", " + media_docker_list +
-                                 ", " + media_docker_manifest;
-            response r = get("/v2/" + ref_.repository + "/manifests/" + ref, {accept}, {});
-            if (!r.ok()) throw error(describe_failure(r, ""));  // the context names the reference already
-            fetched_manifest m;
-            m.body = r.body;
-            m.dgst = sha256_of(m.body);
-            m.json = json::parse(m.body, nullptr, false);
-            m.media_type = check_manifest_type(m.json, r.header("content-type"));
-            if (ref.rfind("sha256:", 0) == 0 && m.dgst.str() != ref)
-                throw error("manifest digest mismatch: asked for " + ref + ", got " + m.dgst.str());
-            if (std::string served = r.header("docker-content-digest"); served.rfind("sha256:", 0) == 0 && served != m.dgst.str())
-                throw error("manifest digest mismatch: the registry says " + served + ", the bytes give " + m.dgst.str());
-            return m;
+            use();
+            return;
         } catch (const error& err) {
             answered_error = err.what();
         }
     }
     throw error(!answered_error.empty() ? answered_error : unreachable_error);
+}
+
+void registry_client::connect() {
+    on_first_endpoint([] {});
+}
+
+fetched_manifest registry_client::manifest(const std::string& ref) {
+    fetched_manifest m;
+    on_first_endpoint([&] {
+        std::string accept = std::string("Accept: ") + media_oci_index + ", " + media_oci_manifest + ", " + media_docker_list +
+                             ", " + media_docker_manifest;
+        response r = get("/v2/" + ref_.repository + "/manifests/" + ref, {accept}, {});
+        if (!r.ok()) throw error(describe_failure(r, ""));  // the context names the reference already
+        m.body = r.body;
+        m.dgst = sha256_of(m.body);
+        m.json = json::parse(m.body, nullptr, false);
+        m.media_type = check_manifest_type(m.json, r.header("content-type"));
+        if (ref.rfind("sha256:", 0) == 0 && m.dgst.str() != ref)
+            throw error("manifest digest mismatch: asked for " + ref + ", got " + m.dgst.str());
+        if (std::string served = r.header("docker-content-digest"); served.rfind("sha256:", 0) == 0 && served != m.dgst.str())
+            throw error("manifest digest mismatch: the registry says " + served + ", the bytes give " + m.dgst.str());
+    });
+    return m;
 }
 
 void registry_client::blob(const digest& d, int64_t size, borrowed_fd out, const progress_fn& progress,
@@ -622,6 +676,41 @@ std::string registry_client::blob_text(const digest& d, int64_t size) {
     blob(d, size, mem);
     if (::lseek(mem.get(), 0, SEEK_SET) < 0) throw_errno("lseek", "memfd");
     return read_all(mem);
+}
+
+bool registry_client::has_blob(const digest& d) {
+    response r = send("HEAD", "/v2/" + ref_.repository + "/blobs/" + d.str(), {}, {}, nullptr);
+    if (r.ok()) return true;
+    if (r.rc == CURLE_OK && r.status == 404) return false;
+    throw error(describe_failure(r, "blob " + d.str().substr(0, 19)));
+}
+
+registry_client::pushed registry_client::push_blob(const digest& d, borrowed_fd in, int64_t size,
+                                                    const std::string& mount_from, const progress_fn& progress) {
+    std::string what = "blob " + d.str().substr(0, 19);
+    std::string uploads = "/v2/" + ref_.repository + "/blobs/uploads/";
+    upload nothing;
+    // A mount links the blob in (201) or, when the registry cannot, opens an upload instead (202).
+    std::string query = mount_from.empty() ? "" : "?mount=" + url_escape(d.str()) + "&from=" + url_escape(mount_from);
+    response started = send("POST", uploads + query, {}, {}, &nothing);
+    if (started.rc == CURLE_OK && started.status == 201 && !mount_from.empty()) return pushed::mounted;
+    if (started.rc != CURLE_OK || started.status != 202) throw error(describe_failure(started, what + ": starting an upload"));
+    std::string location = started.header("location");
+    if (location.empty()) throw error(what + ": the registry started an upload but gave no Location");
+    std::string url = with_query(resolve_location(base_ + uploads, location), "digest=" + url_escape(d.str()));
+    upload body{{}, in.get(), size, progress};
+    response done = send("PUT", url, {"Content-Type: application/octet-stream"}, {}, &body);
+    if (done.rc != CURLE_OK || done.status != 201) throw error(describe_failure(done, what + ": upload"));
+    return pushed::uploaded;
+}
+
+void registry_client::put_manifest(const std::string& tag, std::string_view body, const std::string& media_type) {
+    upload content{body, -1, static_cast<int64_t>(body.size()), {}};
+    response r = send("PUT", "/v2/" + ref_.repository + "/manifests/" + tag, {"Content-Type: " + media_type}, {}, &content);
+    if (r.rc != CURLE_OK || r.status != 201) throw error(describe_failure(r, "manifest"));
+    std::string ours = sha256_of(body).str();
+    if (std::string served = r.header("docker-content-digest"); served.rfind("sha256:", 0) == 0 && served != ours)
+        throw error("manifest: the registry stored it as " + served + ", the bytes give " + ours);
 }
 
 }  // namespace pieces::image

@@ -1,8 +1,9 @@
 // A client for the OCI distribution API (the Docker registry v2 API): the /v2/ probe, manifests
-// and blobs, bearer-token and Basic authentication, plain http for insecure registries, and
-// mirrors for Docker Hub. Settings come from two files described in docs/registry.md.
+// and blobs fetched and pushed, bearer-token and Basic authentication, plain http for insecure
+// registries, and mirrors for Docker Hub. Settings come from two files (registry_files.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -17,6 +18,7 @@
 #include "core/base/unique_fd.h"
 #include "core/image/digest.h"
 #include "core/image/reference.h"
+#include "core/image/registry_files.h"
 
 namespace pieces::image {
 
@@ -25,23 +27,6 @@ inline constexpr const char* media_docker_list = "application/vnd.docker.distrib
 inline constexpr const char* media_docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
 inline constexpr const char* media_docker_config = "application/vnd.docker.container.image.v1+json";
 inline constexpr const char* media_docker_layer_gzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-
-/// Per-registry settings and Docker Hub mirrors, from $PIECES_REGISTRIES_CONFIG, else
-/// ~/.config/pieces/registries.json:
-///   {"registries": {"HOST[:PORT]": {"insecure": true, "ca_file": "/path/ca.pem", "mirrors": ["http://..."]}}}
-struct registry_settings {
-    bool insecure = false;             ///< plain http (https without verification tried first)
-    std::string ca_file;               ///< extra CA bundle for https
-    std::vector<std::string> mirrors;  ///< base URLs tried before the registry itself
-};
-
-/// Settings for `registry` (a reference's registry name, "docker.io" for Docker Hub).
-/// Loopback hosts are insecure unless the file says otherwise, as in Docker's defaults.
-registry_settings settings_for(const std::string& registry);
-
-/// "user:password" for `registry` from the Docker-compatible auth file ($PIECES_AUTH_FILE, else
-/// ~/.config/pieces/auth.json: {"auths": {"HOST": {"auth": base64("user:password")}}}), if any.
-std::optional<std::string> credentials_for(const std::string& registry);
 
 /// A platform from an index, or the one wanted: "linux/arm64/v8".
 struct platform {
@@ -81,10 +66,29 @@ struct challenge {
     static challenge parse(const std::string& header);
 };
 
-/// Bytes received so far / expected, for progress display (called from download threads).
+/// Bytes received (or sent) so far / expected, for progress display (called from transfer threads).
 using progress_fn = std::function<void(uint64_t done, uint64_t total)>;
 
-/// One repository on one registry (or one of its mirrors). Blob downloads may run on several
+/// How long a bearer token is used for: the token server's `expires_in`, at least 60 seconds
+/// (the distribution spec's default and minimum, which clients enforce), less a few seconds
+/// so that a request never starts with a token about to expire.
+std::chrono::seconds token_lifetime(const nlohmann::json& answer);
+
+/// Where a Location header sends a request made to `url`: an absolute URL as it is, an absolute
+/// path on `url`'s origin, a relative one beside `url`'s path.
+std::string resolve_location(const std::string& url, const std::string& location);
+
+/// `url` with one more query parameter (`param` is "name=escaped-value").
+std::string with_query(const std::string& url, const std::string& param);
+
+/// What a registry_client asks access for.
+enum class access {
+    pull,   ///< repository:NAME:pull; mirrors are used
+    push,   ///< repository:NAME:pull,push; the registry itself, never a mirror
+    login,  ///< no repository: the /v2/ check of `pieces login`
+};
+
+/// One repository on one registry (or one of its mirrors). Blob transfers may run on several
 /// threads at once; each call uses its own connection.
 class registry_client {
 public:
@@ -92,10 +96,20 @@ public:
     /// false stops the transfer.
     using body_sink = std::function<bool(std::string_view data, long status)>;
 
-    explicit registry_client(reference ref);
+    explicit registry_client(reference ref, access mode = access::pull);
     ~registry_client();
     registry_client(const registry_client&) = delete;
     registry_client& operator=(const registry_client&) = delete;
+
+    /// Uses `user_password` ("user:password") instead of what the auth file has (login checks
+    /// credentials before they are stored).
+    void use_credentials(std::string user_password) { credentials_ = std::move(user_password); }
+    /// Asks for pull access to another repository of the registry as well (a blob mount's source).
+    /// Before connect().
+    void add_pull_scope(const std::string& repository);
+    /// Finds the registry's endpoint (never a mirror) and authenticates there: the /v2/ check.
+    /// Throws the registry's refusal, or why it cannot be reached.
+    void connect();
 
     /// Fetches the manifest `ref` (a tag or a digest), trying mirrors first for Docker Hub.
     /// A digest `ref` is checked against the bytes.
@@ -110,29 +124,57 @@ public:
     /// A small blob (a config) as a string, checked against `d`.
     std::string blob_text(const digest& d, int64_t size);
 
-    /// The base URL in use ("http://127.0.0.1:5000"), once manifest() found one.
+    /// Whether the repository has the blob `d` (HEAD). After connect().
+    bool has_blob(const digest& d);
+    /// How push_blob got a blob into the repository.
+    enum class pushed { mounted, uploaded };
+    /// Puts the blob `d` (the `size` bytes of `in`) into the repository: mounted from
+    /// `mount_from` (another repository of the registry) when that is given and the registry
+    /// can, else uploaded in one PUT. After connect().
+    pushed push_blob(const digest& d, borrowed_fd in, int64_t size, const std::string& mount_from,
+                     const progress_fn& progress = {});
+    /// PUTs a manifest under `tag` with its media type as Content-Type; checks the digest the
+    /// registry answers with against the bytes. After connect().
+    void put_manifest(const std::string& tag, std::string_view body, const std::string& media_type);
+
+    /// The base URL in use ("http://127.0.0.1:5000"), once manifest() or connect() found one.
     const std::string& base_url() const { return base_; }
 
 private:
     struct response;
+    struct upload;
     struct endpoint {
         std::string base;       ///< scheme://host[:port]
         bool verify_tls = true;
         bool mirror = false;
     };
     std::vector<endpoint> endpoints() const;
+    /// Probes each endpoint in turn and calls `use` on the first that answers; an endpoint whose
+    /// `use` throws is passed over for the next. Throws the last answer, else why none answered.
+    void on_first_endpoint(const std::function<void()>& use);
     /// Probes /v2/ on `e`, authenticating when asked to. Returns why when nothing answers there;
     /// throws when it answers with a refusal.
     std::optional<std::string> probe(const endpoint& e);
-    void authenticate(const challenge& c);
+    /// Gets the authorization a challenge asks for; `renewal` replaces an expired token.
+    void authenticate(const challenge& c, bool renewal = false);
+    /// A bearer token past its lifetime is replaced before the next request.
+    void renew_expired_token();
     /// A GET on the current endpoint, with auth and redirects handled; 401 once re-authenticates.
     response get(const std::string& path, const std::vector<std::string>& headers, const body_sink& sink);
-    response get_once(const std::string& url, const std::vector<std::string>& headers,
-                      const body_sink& sink, bool with_auth);
+    /// Any request (GET, HEAD, POST, PUT) to `url`, a path on the current endpoint or a full URL:
+    /// authorization added for the registry's origin, a 401 answered by authenticating once,
+    /// redirects followed for GET and HEAD.
+    response send(const std::string& method, const std::string& url, const std::vector<std::string>& headers,
+                  const body_sink& sink, const upload* body);
+    response send_once(const std::string& method, const std::string& url, const std::vector<std::string>& headers,
+                       const body_sink& sink, const upload* body, bool with_auth);
     std::string describe_failure(const response& r, const std::string& what) const;
 
     reference ref_;
+    access mode_;
     registry_settings settings_;
+    std::vector<std::string> scopes_;  ///< asked of a token server besides what a challenge names
+    std::optional<std::string> credentials_;  ///< instead of the auth file's
     std::string base_;
     bool verify_tls_ = true;
     std::string auth_host_;    ///< scheme://host[:port] the authorization belongs to
@@ -140,6 +182,7 @@ private:
     std::mutex auth_mutex_;
     std::string authorization_;  ///< "Bearer ..." or "Basic ..." once known
     std::optional<challenge> last_challenge_;
+    std::chrono::steady_clock::time_point token_expires_{};  ///< when a bearer authorization is renewed
     std::mutex pool_mutex_;
     std::vector<void*> pool_;  ///< idle libcurl handles (CURL*), each with its open connections
 };

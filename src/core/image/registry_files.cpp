@@ -1,0 +1,187 @@
+#include "core/image/registry_files.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <climits>
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/image/reference.h"
+
+namespace pieces::image {
+namespace {
+
+using json = nlohmann::json;
+
+std::string ascii_lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string home_config(const char* env, const char* file) {
+    if (const char* p = std::getenv(env); p && *p) return p;
+    if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/pieces/" + file;
+    const char* home = std::getenv("HOME");
+    return std::string(home && *home ? home : "/root") + "/.config/pieces/" + file;
+}
+
+// A JSON file that may be missing (then: an empty object); a broken one is an error.
+json read_json_file(const std::string& path) {
+    if (::access(path.c_str(), F_OK) != 0) return json::object();
+    json j = json::parse(read_file(path), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw error(quote(path) + ": invalid JSON");
+    return j;
+}
+
+std::optional<std::string> unbase64(std::string_view text) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+    if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+    std::string out(text.size() / 4 * 3 + 1, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
+                            static_cast<int>(text.size()));
+    if (n < 0) return std::nullopt;
+    size_t len = static_cast<size_t>(n);
+    for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;  // EVP counts padding as bytes
+    out.resize(len);
+    return out;
+}
+
+// Makes the directories above `path` that are missing, private to the user (0700).
+void make_parent_dirs(const std::string& path) {
+    std::string dir;
+    for (const auto& part : split_components(parent_of(path))) {
+        dir += "/" + part;
+        if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) throw_errno("mkdir", quote(dir));
+    }
+}
+
+// Writes the auth file anew: a fresh 0600 file beside it, renamed over it. A symlinked auth file
+// (to Docker's config.json, say) keeps its link: the file it points to is replaced.
+void write_auth_file(const std::string& path, const json& content) {
+    std::string target = path;
+    if (char resolved[PATH_MAX]; ::realpath(path.c_str(), resolved)) target = resolved;
+    make_parent_dirs(target);
+    std::string tmp = target + ".new-" + std::to_string(::getpid());
+    try {
+        write_file(tmp, content.dump(1, '\t') + "\n", O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+        if (::rename(tmp.c_str(), target.c_str()) < 0) throw_errno("rename", quote(tmp));
+    } catch (...) {
+        ::unlink(tmp.c_str());
+        throw;
+    }
+}
+
+// The auth file's "auths" without the entries naming `registry`; `removed` says whether there were any.
+json auths_without(const json& file, const std::string& registry, bool& removed) {
+    json auths = file.value("auths", json::object());
+    if (!auths.is_object()) throw error(quote(auth_file_path()) + ": \"auths\" must be an object");
+    removed = false;
+    json kept = json::object();
+    for (const auto& [key, value] : auths.items()) {
+        if (registry_of_key(key) == ascii_lower(registry)) removed = true;
+        else kept[key] = value;
+    }
+    return kept;
+}
+
+}  // namespace
+
+std::string base64(std::string_view in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+std::string registry_of_key(std::string key) {
+    if (size_t s = key.find("://"); s != std::string::npos) key = key.substr(s + 3);
+    key = ascii_lower(key.substr(0, key.find('/')));
+    if (key == "index.docker.io" || key == "registry-1.docker.io") key = docker_hub;
+    return key;
+}
+
+std::string auth_key_for(const std::string& registry) {
+    std::string r = registry_of_key(registry);
+    return r == docker_hub ? "https://index.docker.io/v1/" : r;
+}
+
+registry_settings settings_for(const std::string& registry) {
+    std::string path = home_config("PIECES_REGISTRIES_CONFIG", "registries.json");
+    registry_settings s;
+    reference probe;
+    probe.registry = registry;
+    s.insecure = probe.is_loopback();
+    json all = with_context("registry settings", [&] { return read_json_file(path); });
+    json regs = all.value("registries", json::object());
+    if (!regs.is_object()) throw error(quote(path) + ": \"registries\" must be an object");
+    for (const auto& [key, value] : regs.items()) {
+        if (registry_of_key(key) != ascii_lower(registry) || !value.is_object()) continue;
+        s.insecure = value.value("insecure", s.insecure);
+        s.ca_file = value.value("ca_file", std::string());
+        for (const auto& m : value.value("mirrors", json::array()))
+            if (m.is_string()) {
+                std::string url = m.get<std::string>();
+                while (!url.empty() && url.back() == '/') url.pop_back();
+                if (url.find("://") == std::string::npos) url = "https://" + url;
+                s.mirrors.push_back(url);
+            }
+    }
+    return s;
+}
+
+std::string auth_file_path() { return home_config("PIECES_AUTH_FILE", "auth.json"); }
+
+std::optional<std::string> credentials_for(const std::string& registry) {
+    std::string path = auth_file_path();
+    json all = with_context("credentials", [&] { return read_json_file(path); });
+    json auths = all.value("auths", json::object());
+    if (!auths.is_object()) return std::nullopt;
+    for (const auto& [key, value] : auths.items()) {
+        if (registry_of_key(key) != ascii_lower(registry) || !value.is_object()) continue;
+        if (value.contains("auth") && value["auth"].is_string()) {
+            auto text = unbase64(value["auth"].get<std::string>());
+            if (!text || text->find(':') == std::string::npos)
+                throw error(quote(path) + ": the \"auth\" of " + quote(key) + " is not base64 of user:password");
+            return text;
+        }
+        if (value.contains("username") && value.contains("password"))
+            return value.value("username", std::string()) + ":" + value.value("password", std::string());
+    }
+    return std::nullopt;
+}
+
+void save_credentials(const std::string& registry, const std::string& user_password) {
+    std::string path = auth_file_path();
+    with_context("credentials", [&] {
+        json file = read_json_file(path);
+        bool replaced = false;
+        json auths = auths_without(file, registry, replaced);
+        auths[auth_key_for(registry)] = {{"auth", base64(user_password)}};
+        file["auths"] = auths;
+        write_auth_file(path, file);
+    });
+}
+
+bool remove_credentials(const std::string& registry) {
+    std::string path = auth_file_path();
+    return with_context("credentials", [&] {
+        json file = read_json_file(path);
+        bool removed = false;
+        json auths = auths_without(file, registry, removed);
+        if (!removed) return false;
+        file["auths"] = auths;
+        write_auth_file(path, file);
+        return true;
+    });
+}
+
+}  // namespace pieces::image

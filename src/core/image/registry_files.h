@@ -1,0 +1,52 @@
+// The registry client's two files: per-registry settings (registries.json) and credentials (an
+// auth file in the format of Docker's config.json), read for pulls and pushes, and the auth file
+// written by `pieces login` and `pieces logout`. Both are described in docs/registry.md.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pieces::image {
+
+/// Per-registry settings and Docker Hub mirrors, from $PIECES_REGISTRIES_CONFIG, else
+/// ~/.config/pieces/registries.json:
+///   {"registries": {"HOST[:PORT]": {"insecure": true, "ca_file": "/path/ca.pem", "mirrors": ["http://..."]}}}
+struct registry_settings {
+    bool insecure = false;             ///< plain http (https without verification tried first)
+    std::string ca_file;               ///< extra CA bundle for https
+    std::vector<std::string> mirrors;  ///< base URLs tried before the registry itself
+};
+
+/// Settings for `registry` (a reference's registry name, "docker.io" for Docker Hub).
+/// Loopback hosts are insecure unless the file says otherwise, as in Docker's defaults.
+registry_settings settings_for(const std::string& registry);
+
+/// The auth file: $PIECES_AUTH_FILE, else ~/.config/pieces/auth.json
+/// ({"auths": {"HOST": {"auth": base64("user:password")}}}).
+std::string auth_file_path();
+
+/// "user:password" for `registry` from the auth file, if any.
+std::optional<std::string> credentials_for(const std::string& registry);
+
+/// The registry a key of either file names, lower-case: "https://index.docker.io/v1/" and
+/// "registry-1.docker.io" are "docker.io", "http://host:5000/" is "host:5000".
+std::string registry_of_key(std::string key);
+
+/// The key `pieces login` writes for `registry`: "https://index.docker.io/v1/" for docker.io,
+/// as Docker writes it, else the host[:port] itself.
+std::string auth_key_for(const std::string& registry);
+
+/// Stores `user_password` ("user:password") for `registry` in the auth file, replacing every
+/// entry that names the same registry and keeping all else in the file. Written to a new file
+/// of mode 0600 that is renamed over the old one (the target of a symlink is replaced).
+void save_credentials(const std::string& registry, const std::string& user_password);
+
+/// Removes every entry naming `registry` from the auth file; false when there was none.
+bool remove_credentials(const std::string& registry);
+
+/// Standard base64 (with padding), as Basic authentication and the auth file use it.
+std::string base64(std::string_view in);
+
+}  // namespace pieces::image
