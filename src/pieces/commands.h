@@ -35,5 +35,8 @@ command add_save(CLI::App& app, context& ctx);
 command add_load(CLI::App& app, context& ctx);
 command add_prune(CLI::App& app, context& ctx);
 command add_pull(CLI::App& app, context& ctx);
+command add_push(CLI::App& app, context& ctx);
+command add_login(CLI::App& app, context& ctx);
+command add_logout(CLI::App& app, context& ctx);
 
 }  // namespace pieces_cli

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
         pieces_cli::add_logs(app, ctx),  pieces_cli::add_images(app, ctx), pieces_cli::add_rmi(app, ctx),
         pieces_cli::add_tag(app, ctx),   pieces_cli::add_inspect(app, ctx), pieces_cli::add_prune(app, ctx),
         pieces_cli::add_save(app, ctx),  pieces_cli::add_load(app, ctx),
-        pieces_cli::add_pull(app, ctx),
+        pieces_cli::add_pull(app, ctx),  pieces_cli::add_push(app, ctx),  pieces_cli::add_login(app, ctx),
+        pieces_cli::add_logout(app, ctx),
     };
     // Each flag takes one value each time it is given: "-e A=1 -e B=2 IMAGE CMD".
     for (CLI::App* sub : app.get_subcommands({}))

@@ -478,8 +478,8 @@ def test_tls_with_a_self_signed_ca(pieces, other_registry, workdir, monkeypatch)
 
 class TokenServer:
     """A small token server as the registry's `auth: token` delegates to: grants pull to
-    anonymous callers and to tester:s3cret, refuses other credentials; signs RS256 JWTs whose
-    x5c certificate is the registry's rootcertbundle."""
+    anonymous callers, pull and push to tester:s3cret, refuses other credentials; signs RS256
+    JWTs whose x5c certificate is the registry's rootcertbundle."""
 
     def __init__(self, d: Path):
         self.key, self.cert = d / "token.key", d / "token.pem"
@@ -501,7 +501,7 @@ class TokenServer:
                         self.end_headers()
                         return
                 server.requests.append({"service": query.get("service"), "scope": query.get("scope"), "user": user})
-                body = json.dumps({"token": server.token(query["service"][0], query.get("scope", [""])[0], user or "")}).encode()
+                body = json.dumps({"token": server.token(query["service"][0], query.get("scope", []), user or "")}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -516,13 +516,15 @@ class TokenServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def token(self, service: str, scope: str, subject: str) -> str:
+    def token(self, service: str, scopes: list[str], subject: str) -> str:
+        """Pull for anyone; push too for tester."""
         def b64(data: bytes) -> str:
             return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
         access = []
-        if scope:
+        granted = ("pull", "push") if subject == "tester" else ("pull",)
+        for scope in " ".join(scopes).split():
             kind, name, actions = scope.split(":")
-            access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a == "pull"]})
+            access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a in granted]})
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self.der]}
         claims = {"iss": "pieces-test-issuer", "sub": subject, "aud": service, "exp": now + 300, "nbf": now - 10, "iat": now,
@@ -747,3 +749,173 @@ def test_progress_rows_on_a_terminal(pieces, registry, pushed):
         assert f"{layer}: [" in shown and f"{layer}: pulled " in shown, shown
     piped = pieces.ok("pull", f"{registry.host}/bb:1")
     assert "\x1b" not in piped and "[" not in piped, piped
+
+
+# ---- push, login, logout ----
+
+def store_digest(p: Pieces, name: str) -> str:
+    index = json.loads((p.store / "index.json").read_text())
+    return next(m["digest"] for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == name)
+
+
+def registry_has(reg: Registry, name: str, tag: str) -> bool:
+    try:
+        reg.manifest(name, tag)
+        return True
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, e
+        return False
+
+
+def test_push_then_pull_back_and_run(pieces, registry, pushed, source, workdir):
+    """An image built here is pushed (its blobs uploaded, then its manifest as stored, so the
+    digest is kept), pulled back into another store and run; skopeo reads what was pushed."""
+    name = f"{registry.host}/pushed:1"
+    digest = store_digest(source, "src:1")
+    out = source.ok("push", "src:1", name)
+    lines = out.splitlines()
+    assert lines[-2:] == [f"Digest: {digest}", f"Pushed {name}"], out
+    assert out.count(": pushed ") == 3, out  # the config and two layers: this repository had none
+    content_type, raw = registry.manifest("pushed", "1")
+    assert content_type == "application/vnd.oci.image.manifest.v1+json"
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    assert raw == (source.store / "blobs" / "sha256" / digest[7:]).read_bytes()
+
+    pieces.ok("pull", name)
+    assert store_digest(pieces, name) == digest
+    check_pulled_image(pieces, name)
+    # Again: the registry has every blob of this repository, so nothing is uploaded.
+    again = source.ok("push", "src:1", name)
+    assert again.count(": already exists") == 3 and ": pushed " not in again, again
+
+    inspected = json.loads(subprocess.run([SKOPEO, "inspect", "--tls-verify=false", f"docker://{name}"], check=True,
+                                          capture_output=True, text=True, timeout=60).stdout)
+    assert inspected["Digest"] == digest and inspected["Layers"] == [l["digest"] for l in store_manifest(source, "src:1")["layers"]]
+    copy = workdir / "copied"
+    subprocess.run([SKOPEO, "--insecure-policy", "copy", "-q", "--src-tls-verify=false", f"docker://{name}", f"oci:{copy}:x"],
+                   check=True, capture_output=True, timeout=120)
+    layers = [l["digest"] for l in store_manifest(source, "src:1")["layers"]]
+    copied = json.loads((copy / "index.json").read_text())["manifests"][0]["digest"]
+    assert copied == digest
+    assert [l["digest"] for l in json.loads((copy / "blobs" / "sha256" / copied[7:]).read_text())["layers"]] == layers
+
+
+def test_push_mounts_blobs_another_repository_has(pieces, registry, pushed):
+    """Pushed to another repository of the registry the image came from: every blob is mounted
+    from there, none uploaded. Without a destination, the image's own name is where it goes."""
+    pieces.ok("pull", f"{registry.host}/bb:1")
+    out = pieces.ok("push", f"{registry.host}/bb:1", f"{registry.host}/mounted:1")
+    assert out.count(": mounted from bb") == 3 and ": pushed " not in out, out
+    digest = store_digest(pieces, f"{registry.host}/bb:1")
+    assert "sha256:" + hashlib.sha256(registry.manifest("mounted", "1")[1]).hexdigest() == digest
+    pieces.ok("tag", f"{registry.host}/bb:1", f"{registry.host}/own:2")
+    out = pieces.ok("push", f"{registry.host}/own:2")
+    assert out.splitlines()[-1] == f"Pushed {registry.host}/own:2", out
+    assert "sha256:" + hashlib.sha256(registry.manifest("own", "2")[1]).hexdigest() == digest
+
+
+def test_push_errors(pieces, registry, pushed):
+    pieces.ok("pull", f"{registry.host}/bb:1")
+    pieces.ok("tag", f"{registry.host}/bb:1", "local-only:1")
+    err = expect_failure(pieces, ["push", "local-only:1"], "names no registry")
+    assert "pieces push local-only:1 HOST[:PORT]/NAME[:TAG]" in err, err
+    expect_failure(pieces, ["push", "absent:1", f"{registry.host}/absent:1"], 'no image "absent:1" in the store')
+    assert not registry_has(registry, "absent", "1")
+    expect_failure(pieces, ["push", "local-only:1", f"127.0.0.1:{free_port()}/x:1"], "unreachable")
+
+
+def test_push_refused_without_credentials(source, other_registry, registry, workdir, monkeypatch):
+    """An htpasswd registry: without credentials the push is one line and nothing changes, in the
+    store or in the registry; with them (Basic) it goes through."""
+    (workdir / "htpasswd").write_text(HTPASSWD)
+    reg = other_registry(auth=f"{{htpasswd: {{realm: pieces-test, path: {workdir / 'htpasswd'}}}}}")
+    name = f"{reg.host}/refused:1"
+    monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
+    err = expect_failure(source, ["push", "src:1", name], "authentication required by")
+    assert err.startswith(f"pieces: push {name}: "), err
+    assert not registry_has(registry, "refused", "1")
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:s3cret"))
+    source.ok("push", "src:1", name)
+    assert registry_has(registry, "refused", "1")
+
+
+@needs_openssl
+def test_push_through_a_token_server(pieces, source, other_registry, registry, workdir, monkeypatch):
+    """The token asked for names the push scope; anonymous callers get pull only, and the push
+    is refused. One token serves every request of a push."""
+    tokens = TokenServer(workdir)
+    try:
+        reg = other_registry(auth=f"{{token: {{realm: '{tokens.realm}', service: pieces-registry, "
+                                  f"issuer: pieces-test-issuer, rootcertbundle: {tokens.cert}}}}}")
+        name = f"{reg.host}/tokpush:1"
+        monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
+        expect_failure(source, ["push", "src:1", name], "authentication refused")
+        assert not registry_has(registry, "tokpush", "1")
+        assert tokens.requests[0]["scope"] == ["repository:tokpush:pull,push"], tokens.requests
+
+        monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:s3cret"))
+        tokens.requests.clear()
+        out = source.ok("push", "src:1", name)
+        assert out.count(": pushed ") + out.count(": already exists") == 3, out
+        assert tokens.requests == [{"service": ["pieces-registry"], "scope": ["repository:tokpush:pull,push"], "user": "tester"}]
+        pieces.ok("pull", name)
+        check_pulled_image(pieces, name)
+    finally:
+        tokens.stop()
+
+
+def test_login_logout_and_pull_with_what_login_stored(pieces, other_registry, workdir, monkeypatch):
+    """login checks the password before it writes anything; then the auth file at its default
+    place (0600, other entries kept) is what pull uses; logout takes the entry out again."""
+    (workdir / "htpasswd").write_text(HTPASSWD)
+    reg = other_registry(auth=f"{{htpasswd: {{realm: pieces-test, path: {workdir / 'htpasswd'}}}}}")
+    home = workdir / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("PIECES_AUTH_FILE", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    auth = home / ".config" / "pieces" / "auth.json"
+    auth.parent.mkdir(parents=True)
+    auth.write_text(json.dumps({"auths": {"other.example": {"auth": base64.b64encode(b"other:pw").decode()}}}))
+    before = auth.read_bytes()
+
+    res = pieces("login", "-u", "tester", "-p", "wrong", reg.host)
+    err = res.stderr.strip()
+    assert res.returncode != 0 and "\n" not in err and "authentication refused" in err, res
+    assert auth.read_bytes() == before and sorted(os.listdir(auth.parent)) == ["auth.json"]
+    expect_failure(pieces, ["pull", f"{reg.host}/bb:1"], "authentication required")
+
+    out = pieces.ok("login", "-u", "tester", "--password-stdin", reg.host, input="s3cret\n")
+    assert reg.host in out, out
+    assert auth.stat().st_mode & 0o777 == 0o600
+    auths = json.loads(auth.read_text())["auths"]
+    assert auths == {"other.example": {"auth": base64.b64encode(b"other:pw").decode()},
+                     reg.host: {"auth": base64.b64encode(b"tester:s3cret").decode()}}, auths
+    pieces.ok("pull", f"{reg.host}/bb:1")
+    check_pulled_image(pieces, f"{reg.host}/bb:1")
+
+    pieces.ok("logout", reg.host)
+    assert json.loads(auth.read_text())["auths"] == {"other.example": {"auth": base64.b64encode(b"other:pw").decode()}}
+    expect_failure(pieces, ["pull", f"{reg.host}/bb:1"], "authentication required")
+    res = pieces("logout", reg.host)
+    assert res.returncode != 0 and "not logged in" in res.stderr and "\n" not in res.stderr.strip(), res
+
+
+@needs_openssl
+def test_login_through_a_token_server(pieces, source, other_registry, workdir, monkeypatch):
+    """The token flow checks the credentials (refused: nothing written); what login stored is
+    then good for a push, which needs the user's push grant."""
+    tokens = TokenServer(workdir)
+    try:
+        reg = other_registry(auth=f"{{token: {{realm: '{tokens.realm}', service: pieces-registry, "
+                                  f"issuer: pieces-test-issuer, rootcertbundle: {tokens.cert}}}}}")
+        auth = workdir / "login-auth.json"
+        monkeypatch.setenv("PIECES_AUTH_FILE", str(auth))
+        res = pieces("login", "-u", "tester", "-p", "wrong", reg.host)
+        assert res.returncode != 0 and "authentication refused by the token server" in res.stderr, res
+        assert not auth.exists()
+        pieces.ok("login", "-u", "tester", "-p", "s3cret", reg.host)
+        assert tokens.requests[-1] == {"service": ["pieces-registry"], "scope": None, "user": "tester"}, tokens.requests
+        source.ok("push", "src:1", f"{reg.host}/after-login:1")
+        assert tokens.requests[-1]["user"] == "tester"
+    finally:
+        tokens.stop()

@@ -91,4 +91,14 @@ TEST(Reference, InvalidReferencesAreOneLineErrors) {
     }
 }
 
+TEST(Reference, NamesRegistryOnlyWhenAHostComesFirst) {
+    EXPECT_TRUE(reference::names_registry("127.0.0.1:5000/bb:1"));
+    EXPECT_TRUE(reference::names_registry("localhost/x"));
+    EXPECT_TRUE(reference::names_registry("docker.io/library/alpine"));
+    EXPECT_TRUE(reference::names_registry("[::1]:5000/x"));
+    EXPECT_FALSE(reference::names_registry("ubuntu-22.04"));
+    EXPECT_FALSE(reference::names_registry("user/app:1"));
+    EXPECT_FALSE(reference::names_registry("alpine:3.18"));
+}
+
 }  // namespace

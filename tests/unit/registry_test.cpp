@@ -2,6 +2,7 @@
 // conversion of Docker manifests, and the settings and credential files.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -9,7 +10,9 @@
 
 #include "core/base/error.h"
 #include "core/image/image.h"
+#include "core/image/login.h"
 #include "core/image/pull.h"
+#include "core/image/push.h"
 #include "core/image/registry.h"
 
 namespace img = pieces::image;
@@ -129,6 +132,73 @@ TEST_F(ConfigFiles, CredentialsFromDockerStyleAuths) {
     EXPECT_EQ(img::credentials_for("registry.lan:5000"), "u:p:w");
     EXPECT_EQ(img::credentials_for("other.example"), std::nullopt);
     EXPECT_THROW(img::credentials_for("bad.example"), pieces::error);
+}
+
+TEST_F(ConfigFiles, SavedCredentialsReplaceTheirRegistrysEntriesAndKeepTheRest) {
+    write("auth.json", R"({"credsStore": "kept", "auths": {"other.example": {"auth": "b3RoZXI6cA=="},
+        "http://registry.lan:5000/": {"auth": "b2xkOm9sZA=="}}})");
+    img::save_credentials("registry.lan:5000", "new:pass");
+    EXPECT_EQ(img::credentials_for("registry.lan:5000"), "new:pass");
+    EXPECT_EQ(img::credentials_for("other.example"), "other:p");
+    json file = json::parse(std::ifstream(dir_ + "/auth.json"));
+    EXPECT_EQ(file["credsStore"], "kept");
+    EXPECT_EQ(file["auths"].size(), 2u);  // the old spelling of the same registry is gone
+    EXPECT_TRUE(file["auths"].contains("registry.lan:5000"));
+    struct stat st{};
+    ASSERT_EQ(::stat((dir_ + "/auth.json").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+    EXPECT_TRUE(img::remove_credentials("registry.lan:5000"));
+    EXPECT_EQ(img::credentials_for("registry.lan:5000"), std::nullopt);
+    EXPECT_EQ(img::credentials_for("other.example"), "other:p");
+    EXPECT_FALSE(img::remove_credentials("registry.lan:5000"));
+}
+
+TEST_F(ConfigFiles, DockerHubIsStoredUnderDockersKeyAndFoundByPull) {
+    for (const char* written : {"", "docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"})
+        EXPECT_EQ(img::login_registry(written), "docker.io") << written;
+    EXPECT_EQ(img::login_registry("http://Registry.LAN:5000/"), "registry.lan:5000");
+    EXPECT_THROW(img::login_registry("justaname"), pieces::error);
+    EXPECT_EQ(img::auth_key_for("docker.io"), "https://index.docker.io/v1/");
+    EXPECT_EQ(img::auth_key_for("localhost:5000"), "localhost:5000");
+    write("auth.json", R"({"auths": {"docker.io": {"auth": "b2xkOm9sZA=="}}})");
+    img::save_credentials("docker.io", "hub:pw");
+    json file = json::parse(std::ifstream(dir_ + "/auth.json"));
+    EXPECT_EQ(file["auths"].size(), 1u);
+    EXPECT_TRUE(file["auths"].contains("https://index.docker.io/v1/"));
+    EXPECT_EQ(img::credentials_for("docker.io"), "hub:pw");
+    EXPECT_THROW(img::logout("registry.lan:5000"), pieces::error);
+    img::logout("docker.io");
+    EXPECT_EQ(img::credentials_for("docker.io"), std::nullopt);
+}
+
+TEST(Registry, LocationsResolveAgainstTheRequest) {
+    std::string url = "http://127.0.0.1:5000/v2/bb/blobs/uploads/";
+    EXPECT_EQ(img::resolve_location(url, "/v2/bb/blobs/uploads/abc?_state=x"), "http://127.0.0.1:5000/v2/bb/blobs/uploads/abc?_state=x");
+    EXPECT_EQ(img::resolve_location(url, "https://storage.example/up/1"), "https://storage.example/up/1");
+    EXPECT_EQ(img::resolve_location(url, "//storage.example/up/1"), "http://storage.example/up/1");
+    EXPECT_EQ(img::resolve_location(url, "abc"), "http://127.0.0.1:5000/v2/bb/blobs/uploads/abc");
+    EXPECT_EQ(img::resolve_location("http://h:1", "abc"), "http://h:1/abc");
+    EXPECT_EQ(img::with_query("http://h/u/1?_state=x", "digest=sha256%3Aab"), "http://h/u/1?_state=x&digest=sha256%3Aab");
+    EXPECT_EQ(img::with_query("http://h/u/1", "digest=d"), "http://h/u/1?digest=d");
+}
+
+TEST(Registry, TokensLiveAtLeastAMinute) {
+    EXPECT_EQ(img::token_lifetime(json{{"token", "t"}}), std::chrono::seconds(55));
+    EXPECT_EQ(img::token_lifetime(json{{"token", "t"}, {"expires_in", 5}}), std::chrono::seconds(55));
+    EXPECT_EQ(img::token_lifetime(json{{"token", "t"}, {"expires_in", 300}}), std::chrono::seconds(295));
+}
+
+TEST(Push, DestinationIsTheImagesOwnNameOnlyWhenItNamesARegistry) {
+    EXPECT_EQ(img::push_destination("127.0.0.1:5000/bb:1", "").str(), "127.0.0.1:5000/bb:1");
+    EXPECT_EQ(img::push_destination("ubuntu-22.04", "localhost:5000/u").str(), "localhost:5000/u:latest");
+    try {
+        img::push_destination("ubuntu-22.04", "");
+        FAIL() << "pushed a local name somewhere";
+    } catch (const pieces::error& e) {
+        EXPECT_NE(std::string(e.what()).find("names no registry"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(img::push_destination("x", "localhost:5000/x@sha256:" + std::string(64, 'a')), pieces::error);
 }
 
 }  // namespace

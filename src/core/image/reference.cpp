@@ -71,7 +71,19 @@ bool valid_host(std::string_view h) {
     return true;
 }
 
+// The first component of a name is a registry host when it looks like one: a dot, a port,
+// "localhost" or an IPv6 address.
+bool looks_like_host(std::string_view first) {
+    return first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos || first == "localhost" ||
+           (!first.empty() && first.front() == '[');
+}
+
 }  // namespace
+
+bool reference::names_registry(std::string_view text) {
+    size_t slash = text.find('/');
+    return slash != std::string_view::npos && looks_like_host(text.substr(0, slash));
+}
 
 reference reference::parse(std::string_view text) {
     auto fail = [&](const std::string& why) -> reference {
@@ -90,12 +102,10 @@ reference reference::parse(std::string_view text) {
         r.digest = std::string(d);
         rest = rest.substr(0, at);
     }
-    // The first component is a registry host when it looks like one: a dot, a port or "localhost".
     size_t slash = rest.find('/');
     if (slash != std::string_view::npos) {
         std::string_view first = rest.substr(0, slash);
-        if (first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos || first == "localhost" ||
-            (first.front() == '[')) {
+        if (looks_like_host(first)) {
             if (!valid_host(first)) return fail("bad registry host " + quote(std::string(first)));
             r.registry = std::string(first);
             // Host names are case-insensitive: one spelling, so the store has one name per image.

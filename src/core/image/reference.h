@@ -16,6 +16,9 @@ struct reference {
 
     /// Parses `text`; throws one line naming the text and what is wrong with it.
     static reference parse(std::string_view text);
+    /// True when `text` starts with a registry host ("host:5000/x", "ghcr.io/x", "localhost/x"),
+    /// false for a Docker Hub name written short ("alpine", "user/app") or a local name.
+    static bool names_registry(std::string_view text);
 
     /// The full form: "docker.io/library/alpine:3.18", "host:5000/x@sha256:...".
     std::string str() const;
