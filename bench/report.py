@@ -4,8 +4,9 @@
     report.py TMPDIR OUT.md OUT.png
 
 Reads (all optional but meta.json): meta.json, notes.jsonl, caseN.json (hyperfine
---export-json for cases 1, 2, 3, 5, 6; case7-run.json and case7-build.json for case 7's two
-tables), case4.json (peak RSS samples, memory-limit findings) and case7.json (case 7's set-up). Standard library only; the chart is drawn by gnuplot (pngcairo).
+--export-json for cases 1, 2, 3, 5, 6, 8; case7-run.json and case7-build.json for case 7's two
+tables), case4.json (peak RSS samples, memory-limit findings), case7.json and case8-setup.json (the
+set-up of cases 7 and 8). Standard library only; the chart is drawn by gnuplot (pngcairo).
 """
 import json
 import math
@@ -17,10 +18,11 @@ import sys
 
 COLORS = {"puncker": 0xE66100, "crun": 0x1F78B4, "runc": 0x33A02C, "floor": 0x888888,
           "pieces": 0xE66100, "pieces --network none": 0xF4A460, "docker": 0x1F78B4,
-          "podman": 0x6A3D9A, "buildah": 0x6A3D9A}
+          "podman": 0x6A3D9A, "buildah": 0x6A3D9A, "skopeo": 0x33A02C, "skopeo + umoci": 0x8FBC5A}
 # shorter x-axis labels in the chart, where the table's name would not fit under its bar
 CHART_LABEL = {"pieces --network none": "--net none"}
-ORDER = ["puncker", "crun", "runc", "floor", "pieces", "pieces --network none", "docker", "podman", "buildah"]
+ORDER = ["puncker", "crun", "runc", "floor", "pieces", "pieces --network none", "docker", "podman", "buildah", "skopeo",
+         "skopeo + umoci"]
 
 CASES = {
     1: {
@@ -97,6 +99,22 @@ CASES = {
         "peer": "docker",
         "case": 7,
         "part": "build",
+    },
+    8: {
+        "title": "Case 8: pull from a registry on 127.0.0.1 into an empty store",
+        "short": "8. pull (empty store)",
+        "how": "Debian's docker-registry {registry} on 127.0.0.1 serves one image of {layers} gzip layers ({bytes} bytes of "
+               "blobs: the busybox rootfs and layers of {layer_mb} MiB of random data), pushed there by skopeo. "
+               "`pieces --root STORE pull -q REF` (downloads and unpacks each layer into the store); `podman --root/--runroot "
+               "(own storage) --storage-driver overlay pull -q --tls-verify=false REF` (downloads and unpacks into overlay "
+               "layers); `skopeo copy docker://REF oci:DIR:bb` ({skopeo}; downloads only); the same followed by "
+               "`umoci unpack --image DIR:bb BUNDLE` ({umoci}; downloads, then unpacks a root filesystem). Each run starts "
+               "from an empty store, storage or directory (hyperfine `--prepare` removes it); hyperfine with a shell "
+               "(for the `&&`), whose start-up it subtracts.",
+        "target": None,
+        "target_text": "no numeric target in the issue",
+        "subject": "pieces",
+        "peer": "podman",
     },
 }
 
@@ -370,7 +388,7 @@ def write_md(tmp, out_md):
     L.append(f"- podman: {meta.get('podman', 'not used (case 7 not run)')}; buildah: {meta.get('buildah', 'not used (case 7 not run)')}")
     L.append(f"- hyperfine: {meta.get('hyperfine', '?')}; warm-up {meta.get('warmup', '?')} runs per contender, "
              f"{meta.get('runs', '?')} timed runs (case 5: {meta.get('runs_conc', '?')}, case 6: {meta.get('runs_docker', '?')}, "
-             f"case 7: {meta.get('runs_pieces', '?')})")
+             f"case 7: {meta.get('runs_pieces', '?')}, case 8: {meta.get('runs_pull', '?')})")
     L.append(f"- Cases run: {meta.get('cases', '?') or 'none'}")
     L.append("- Bundle: busybox-static rootfs, config from `runc spec` with terminal false, ociVersion 1.0.2 "
              "(crun 1.8 rejects 1.2.0), read-only root; the same config.json for every runtime, each runtime "
@@ -389,12 +407,9 @@ def write_md(tmp, out_md):
     for key in ("7-run", "7-build"):
         results[key] = hf_section(key, CASES[key], hf_results(tmp, key), notes, meta, L, extra)
 
-    L.append("## Case 8")
-    L.append("")
-    L.append("| case | status |")
-    L.append("|---|---|")
-    L.append("| 8 (registry client: pull and unpack from a local registry) | not yet available (the registry client has not landed) |")
-    L.append("")
+    c8 = load_json(os.path.join(tmp, "case8-setup.json"), {})
+    extra = {k: c8.get(k) or "?" for k in ("registry", "layers", "bytes", "layer_mb", "skopeo", "umoci")}
+    results[8] = hf_section(8, CASES[8], hf_results(tmp, 8), notes, meta, L, extra)
 
     # summary of targets
     L.append("## Targets at a glance")
@@ -470,7 +485,7 @@ def write_png(tmp, out_png, meta, notes, results, c4):
         return False
     panels = []  # (title, ylabel, rows) with rows = (label, value, low, high, color, text)
     conc = meta.get("conc", "50")
-    for case in (1, 2, 3, 4, 5, 6, "7-run", "7-build"):
+    for case in (1, 2, 3, 4, 5, 6, "7-run", "7-build", 8):
         spec = CASES.get(case, {})
         if case == 4:
             if not c4:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Benchmarks puncker side by side with crun and runc, and pieces with docker, podman and
-# buildah (issue #3).
+# Benchmarks puncker side by side with crun and runc, pieces with docker, podman and buildah
+# (issue #3), and pieces' pull with podman's and skopeo's (issue #8).
 #
-#   bench/run.sh                 all cases (1-7; 8 is listed as not yet available)
+#   bench/run.sh                 all cases (1-8)
 #   bench/run.sh case1 case4     only these cases ("4" works too)
 #   BENCH_CASES="1 2" bench/run.sh
 #   BENCH_SKIP_DOCKER=1 bench/run.sh   everything but cases 6 and 7
@@ -22,6 +22,9 @@ RUNS=${BENCH_RUNS:-100}            # timed runs for cases 1, 2, 3
 RUNS_CONC=${BENCH_RUNS_CONC:-5}    # timed runs for case 5
 RUNS_DOCKER=${BENCH_RUNS_DOCKER:-15}  # timed runs for case 6
 RUNS_PIECES=${BENCH_RUNS_PIECES:-20}  # timed runs for case 7 (run --rm, and cached rebuild)
+RUNS_PULL=${BENCH_RUNS_PULL:-10}   # timed runs for case 8 (each a pull into an empty store)
+C8_LAYERS=${BENCH_PULL_LAYERS:-3}  # case 8: random-data layers on top of the busybox one
+C8_LAYER_MB=${BENCH_PULL_LAYER_MB:-4}  # case 8: MiB of random data in each
 CONC=${BENCH_CONCURRENCY:-50}      # containers at once in case 5
 RSS_RUNS=${BENCH_RSS_RUNS:-20}     # /usr/bin/time samples per runtime in case 4
 MEM_FLOOR_KIB=${BENCH_MEM_FLOOR_KIB:-64}  # case 4 bisects memory limits between this and 64 MiB
@@ -34,16 +37,15 @@ die() { log "error: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (containers, cgroups and dockerd need it)"
 
 # ---------------------------------------------------------------- which cases
-all_cases="1 2 3 4 5 6 7"
+all_cases="1 2 3 4 5 6 7 8"
 sel=""
 if (($#)); then
   for a in "$@"; do
     case $a in
       all) sel="$all_cases" ;;
-      case[1-7] | [1-7]) sel="$sel ${a#case}" ;;
-      case8 | 8) log "case 8: not yet available (the registry client has not landed); listed in the report" ;;
+      case[1-8] | [1-8]) sel="$sel ${a#case}" ;;
       -h | --help) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-      *) die "unknown argument '$a' (expected case1..case7, 1..7 or all)" ;;
+      *) die "unknown argument '$a' (expected case1..case8, 1..8 or all)" ;;
     esac
   done
 else
@@ -64,6 +66,7 @@ for p in hyperfine jq runc crun busybox-static time gnuplot-nox python3 util-lin
 done
 if want 6 || want 7; then have_pkg docker.io || need_pkgs+=(docker.io); fi
 if want 7; then for p in podman buildah conmon; do have_pkg "$p" || need_pkgs+=("$p"); done; fi
+if want 8; then for p in docker-registry skopeo podman conmon umoci; do have_pkg "$p" || need_pkgs+=("$p"); done; fi
 if ((${#need_pkgs[@]})); then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -75,10 +78,10 @@ PY=/usr/bin/python3
 # ---------------------------------------------------------------- puncker
 BUILD_NOTE=""
 mkdir -p "$TMPR"
-# the binaries to build: puncker always; pieces for case 7 (unless PIECES names one)
+# the binaries to build: puncker always; pieces for cases 7 and 8 (unless PIECES names one)
 targets=()
 [ -n "${PUNCKER:-}" ] || targets+=(puncker)
-if want 7 && [ -z "${PIECES:-}" ]; then targets+=(pieces); fi
+if (want 7 || want 8) && [ -z "${PIECES:-}" ]; then targets+=(pieces); fi
 if ((${#targets[@]})); then
   if [ -f "$REPO/build/build.ninja" ] || [ -f "$REPO/build/Makefile" ]; then
     log "building ${targets[*]} (cmake --build build --target ${targets[*]})"
@@ -100,7 +103,7 @@ PUNCKER=${PUNCKER:-$REPO/build/src/puncker}
 PUNCKER=$(readlink -f "$PUNCKER")
 [ -x "$PUNCKER" ] || die "puncker not found at $PUNCKER"
 PIECES_SRC=""
-if want 7; then
+if want 7 || want 8; then
   PIECES=${PIECES:-$REPO/build/src/pieces}
   PIECES_SRC=$(readlink -f "$PIECES")
   [ -x "$PIECES_SRC" ] || die "pieces not found at $PIECES"
@@ -133,10 +136,12 @@ DAEMON_JSON=/etc/docker/daemon.json
 DAEMON_JSON_BACKUP=
 DAEMON_JSON_TOUCHED=0
 C7_DIRTY=0
+C8_DIRTY=0
 cleanup() {
   set +e
   for r in "${RUNTIMES[@]}"; do "$BENCH/lib/clean.sh" "${BIN[$r]}" "${ROOT[$r]}"; done
   [ "$C7_DIRTY" = 0 ] || case7_clean
+  [ "$C8_DIRTY" = 0 ] || case8_clean
   if [ "$DOCKERD_STARTED" = 1 ] && [ -n "$DOCKERD_PID" ]; then
     log "stopping the dockerd this script started (pid $DOCKERD_PID)"
     kill "$DOCKERD_PID" 2>/dev/null
@@ -212,15 +217,16 @@ jq -n \
   --arg crun "$(ver "$CRUN" --version)" \
   --arg runc "$(ver "$RUNC" --version)" \
   --arg docker "$(if want 6 || want 7; then ver dockerd --version; else echo 'not used (cases 6 and 7 not run)'; fi)" \
-  --arg pieces "$(if want 7; then ver "$PIECES" --version; else echo 'not used (case 7 not run)'; fi)" \
+  --arg pieces "$(if want 7 || want 8; then ver "$PIECES" --version; else echo 'not used (cases 7 and 8 not run)'; fi)" \
   --arg pieces_path "$PIECES_SRC" \
-  --arg pieces_sha "$(if want 7; then sha256sum "$PIECES" | cut -c1-12; fi)" \
-  --arg podman "$(if want 7; then ver "$PODMAN" --version; else echo 'not used (case 7 not run)'; fi)" \
+  --arg pieces_sha "$(if want 7 || want 8; then sha256sum "$PIECES" | cut -c1-12; fi)" \
+  --arg podman "$(if want 7 || want 8; then ver "$PODMAN" --version; else echo 'not used (cases 7 and 8 not run)'; fi)" \
   --arg buildah "$(if want 7; then ver "$BUILDAH" --version; else echo 'not used (case 7 not run)'; fi)" \
   --arg hyperfine "$(ver hyperfine --version)" \
   --arg cases "$sel" \
   --arg warmup "$WARMUP" --arg runs "$RUNS" --arg runs_conc "$RUNS_CONC" \
-  --arg runs_docker "$RUNS_DOCKER" --arg runs_pieces "$RUNS_PIECES" --arg conc "$CONC" --arg rss_runs "$RSS_RUNS" \
+  --arg runs_docker "$RUNS_DOCKER" --arg runs_pieces "$RUNS_PIECES" --arg runs_pull "$RUNS_PULL" --arg conc "$CONC" \
+  --arg rss_runs "$RSS_RUNS" \
   --arg mem_floor_kib "$MEM_FLOOR_KIB" \
   '$ARGS.named' >"$TMPR/meta.json"
 
@@ -515,12 +521,8 @@ case7_clean() {
   if [ "$DOCKER_READY" = 1 ]; then
     "$DOCKER" image rm -f "$C7_X" "$C7_IMG" >/dev/null 2>&1 || true
   fi
-  # anything still mounted under our directory (overlay of a container, podman's shm), deepest first
-  if [ -d "$C7" ]; then
-    awk -v d="$C7" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
-      while read -r m; do umount -l "$m" 2>/dev/null || true; done
-    rm -rf "$C7"
-  fi
+  # anything still mounted under our directory (overlay of a container, podman's shm), then the directory
+  "$BENCH/lib/wipe.sh" "$C7"
   # podman's cgroupfs parents (conmon's), if this case created them and nothing uses them now
   if [ -z "$C7_LIBPOD_CG_BEFORE" ]; then
     for d in /sys/fs/cgroup/*/libpod_parent/conmon /sys/fs/cgroup/*/libpod_parent; do
@@ -649,6 +651,109 @@ STEPS
   jq -n --arg docker_runtime "$drt" --arg podman_runtime "$RUNC" --arg tgz_bytes "$(stat -c %s "$tgz")" \
     '$ARGS.named' >"$TMPR/case7.json"
   case7_clean
+}
+
+# ---------------------------------------------------------------- case 8: pull from a local registry
+# Debian's docker-registry on 127.0.0.1 (a free port, storage under $WORK/c8) serves one image,
+# pushed there by skopeo from an OCI layout made here: the busybox rootfs as one gzip layer and
+# C8_LAYERS layers of C8_LAYER_MB MiB of random data each. Every timed run starts from an empty
+# store (pieces), storage (podman) or layout (skopeo): hyperfine's --prepare wipes it.
+C8=$WORK/c8
+C8_REG_PID=
+case8_clean() {
+  if [ -n "$C8_REG_PID" ]; then
+    kill "$C8_REG_PID" 2>/dev/null || true
+    wait "$C8_REG_PID" 2>/dev/null || true  # 143: ended by our SIGTERM
+    C8_REG_PID=
+  fi
+  "$BENCH/lib/wipe.sh" "$C8"
+  C8_DIRTY=0
+}
+# c8_blob FILE — moves FILE into the layout's blobs under its digest; prints the digest
+c8_blob() {
+  local d; d=$(sha256sum "$1" | cut -d' ' -f1)
+  mv "$1" "$C8/layout/blobs/sha256/$d"
+  echo "sha256:$d"
+}
+# c8_layout — the image as an OCI layout at $C8/layout, named bb
+c8_layout() {
+  local L=$C8/layout dirs=("$ROOTFS") descs=() diffs=() i d size
+  mkdir -p "$L/blobs/sha256"
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$L/oci-layout"
+  for i in $(seq 1 "$C8_LAYERS"); do
+    mkdir -p "$C8/random$i/data"
+    head -c "$((C8_LAYER_MB * 1024 * 1024))" /dev/urandom >"$C8/random$i/data/random$i.bin"
+    dirs+=("$C8/random$i")
+  done
+  for d in "${dirs[@]}"; do
+    tar -C "$d" --numeric-owner -cf "$C8/layer.tar" .
+    diffs+=("sha256:$(sha256sum "$C8/layer.tar" | cut -d' ' -f1)")
+    gzip -n "$C8/layer.tar"
+    size=$(stat -c %s "$C8/layer.tar.gz")
+    descs+=("$(jq -nc --arg d "$(c8_blob "$C8/layer.tar.gz")" --argjson s "$size" \
+      '{mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $d, size: $s}')")
+  done
+  jq -nc --arg arch "$(dpkg --print-architecture)" '{architecture: $arch, os: "linux", config: {Cmd: ["/bin/sh"]},
+    rootfs: {type: "layers", diff_ids: $ARGS.positional}}' --args "${diffs[@]}" >"$C8/config.json"
+  size=$(stat -c %s "$C8/config.json")
+  local config; config=$(jq -nc --arg d "$(c8_blob "$C8/config.json")" --argjson s "$size" \
+    '{mediaType: "application/vnd.oci.image.config.v1+json", digest: $d, size: $s}')
+  printf '%s\n' "${descs[@]}" | jq -sc --argjson c "$config" \
+    '{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: $c, layers: .}' >"$C8/manifest.json"
+  size=$(stat -c %s "$C8/manifest.json")
+  jq -nc --arg d "$(c8_blob "$C8/manifest.json")" --argjson s "$size" '{schemaVersion: 2, manifests: [{
+    mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $d, size: $s,
+    annotations: {"org.opencontainers.image.ref.name": "bb"}}]}' >"$L/index.json"
+}
+case8() {
+  C8_DIRTY=1
+  mkdir -p "$C8"
+  c8_layout
+  local port
+  port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
+    "$C8/registry" "$port" >"$C8/registry.yml"
+  docker-registry serve "$C8/registry.yml" >"$C8/registry.log" 2>&1 &
+  C8_REG_PID=$!
+  local up=0
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
+    sleep 0.1
+  done
+  if [ "$up" = 0 ]; then
+    note 8 all failed "docker-registry did not start: $(last_line "$C8/registry.log")"
+    case8_clean
+    return 0
+  fi
+  local ref=127.0.0.1:$port/bench/bb:1
+  if ! skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$C8/layout:bb" "docker://$ref" >"$C8/push.log" 2>&1; then
+    note 8 all failed "skopeo could not push the image: $(last_line "$C8/push.log")"
+    case8_clean
+    return 0
+  fi
+
+  local args=() cmd wipe="$BENCH/lib/wipe.sh"
+  local PM="$PODMAN --root $C8/podman/root --runroot $C8/podman/runroot --tmpdir $C8/podman/tmp --storage-driver overlay"
+  PM="$PM --cgroup-manager cgroupfs --events-backend file"
+  cmd="$PIECES --root $C8/pieces pull -q $ref"
+  preflight 8 pieces "$WORK/pf8-pieces" $cmd && args+=(-n pieces --prepare "$wipe $C8/pieces" "$cmd")
+  cmd="$PM pull -q --tls-verify=false $ref"
+  preflight 8 podman "$WORK/pf8-podman" $cmd && args+=(-n podman --prepare "$wipe $C8/podman" "$cmd")
+  cmd="skopeo --insecure-policy copy -q --src-tls-verify=false docker://$ref oci:$C8/skopeo:bb"
+  preflight 8 skopeo "$WORK/pf8-skopeo" $cmd && args+=(-n skopeo --prepare "$wipe $C8/skopeo" "$cmd")
+  # skopeo downloads only; umoci unpack then makes the root filesystem, as pieces and podman do
+  "$wipe" "$C8/skopeo"
+  cmd="$cmd && umoci unpack --image $C8/skopeo:bb $C8/bundle"
+  preflight 8 "skopeo + umoci" "$WORK/pf8-umoci" bash -c "$cmd" &&
+    args+=(-n "skopeo + umoci" --prepare "$wipe $C8/skopeo $C8/bundle" "$cmd")
+  # not -N: the last command needs a shell, whose start-up hyperfine measures and subtracts
+  if ((${#args[@]})); then hf 8 -w 1 -r "$RUNS_PULL" "${args[@]}"; fi
+
+  jq -n --arg layers "$((C8_LAYERS + 1))" --arg layer_mb "$C8_LAYER_MB" \
+    --arg bytes "$(du -sb "$C8/layout/blobs" | cut -f1)" \
+    --arg registry "$(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null)" \
+    --arg skopeo "$(ver skopeo --version)" --arg umoci "$(ver umoci --version)" '$ARGS.named' >"$TMPR/case8-setup.json"
+  case8_clean
 }
 
 # ---------------------------------------------------------------- run
