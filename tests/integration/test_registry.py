@@ -538,28 +538,35 @@ class TokenServer:
         self.httpd.server_close()
 
 
-@needs_openssl
-def test_bearer_tokens_from_a_token_server(pieces, other_registry, workdir, monkeypatch):
+@pytest.fixture
+def token_registry(other_registry, workdir):
+    """(TokenServer, Registry): a registry process over the pushed images whose `auth: token`
+    sends clients to a TokenServer of the test."""
     tokens = TokenServer(workdir)
     try:
-        reg = other_registry(auth=f"{{token: {{realm: '{tokens.realm}', service: pieces-registry, "
-                                  f"issuer: pieces-test-issuer, rootcertbundle: {tokens.cert}}}}}")
-        name = f"{reg.host}/bb:1"
-        # Anonymous: a token without credentials, for the repository's pull scope.
-        monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
-        pieces.ok("pull", name)
-        check_pulled_image(pieces, name)
-        assert tokens.requests and tokens.requests[0] == {"service": ["pieces-registry"], "scope": ["repository:bb:pull"],
-                                                          "user": None}, tokens.requests
-        # With credentials: they go to the token server, which knows the user.
-        monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:s3cret"))
-        pieces.ok("pull", f"{reg.host}/bb-docker:1")
-        assert tokens.requests[-1]["user"] == "tester", tokens.requests
-        # Refused credentials: one line, nothing stored.
-        monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:wrong"))
-        expect_failure(pieces, ["pull", f"{reg.host}/multi:1"], "authentication refused by the token server")
+        yield tokens, other_registry(auth=f"{{token: {{realm: '{tokens.realm}', service: pieces-registry, "
+                                          f"issuer: pieces-test-issuer, rootcertbundle: {tokens.cert}}}}}")
     finally:
         tokens.stop()
+
+
+@needs_openssl
+def test_bearer_tokens_from_a_token_server(pieces, token_registry, workdir, monkeypatch):
+    tokens, reg = token_registry
+    name = f"{reg.host}/bb:1"
+    # Anonymous: a token without credentials, for the repository's pull scope.
+    monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
+    pieces.ok("pull", name)
+    check_pulled_image(pieces, name)
+    assert tokens.requests and tokens.requests[0] == {"service": ["pieces-registry"], "scope": ["repository:bb:pull"],
+                                                      "user": None}, tokens.requests
+    # With credentials: they go to the token server, which knows the user.
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:s3cret"))
+    pieces.ok("pull", f"{reg.host}/bb-docker:1")
+    assert tokens.requests[-1]["user"] == "tester", tokens.requests
+    # Refused credentials: one line, nothing stored.
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:wrong"))
+    expect_failure(pieces, ["pull", f"{reg.host}/multi:1"], "authentication refused by the token server")
 
 
 def serve(handler_class) -> tuple[http.server.ThreadingHTTPServer, int]:
@@ -840,28 +847,23 @@ def test_push_refused_without_credentials(source, other_registry, registry, work
 
 
 @needs_openssl
-def test_push_through_a_token_server(pieces, source, other_registry, registry, workdir, monkeypatch):
+def test_push_through_a_token_server(pieces, source, token_registry, registry, workdir, monkeypatch):
     """The token asked for names the push scope; anonymous callers get pull only, and the push
     is refused. One token serves every request of a push."""
-    tokens = TokenServer(workdir)
-    try:
-        reg = other_registry(auth=f"{{token: {{realm: '{tokens.realm}', service: pieces-registry, "
-                                  f"issuer: pieces-test-issuer, rootcertbundle: {tokens.cert}}}}}")
-        name = f"{reg.host}/tokpush:1"
-        monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
-        expect_failure(source, ["push", "src:1", name], "authentication refused")
-        assert not registry_has(registry, "tokpush", "1")
-        assert tokens.requests[0]["scope"] == ["repository:tokpush:pull,push"], tokens.requests
+    tokens, reg = token_registry
+    name = f"{reg.host}/tokpush:1"
+    monkeypatch.setenv("PIECES_AUTH_FILE", str(workdir / "absent.json"))
+    expect_failure(source, ["push", "src:1", name], "authentication refused")
+    assert not registry_has(registry, "tokpush", "1")
+    assert tokens.requests[0]["scope"] == ["repository:tokpush:pull,push"], tokens.requests
 
-        monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:s3cret"))
-        tokens.requests.clear()
-        out = source.ok("push", "src:1", name)
-        assert out.count(": pushed ") + out.count(": already exists") == 3, out
-        assert tokens.requests == [{"service": ["pieces-registry"], "scope": ["repository:tokpush:pull,push"], "user": "tester"}]
-        pieces.ok("pull", name)
-        check_pulled_image(pieces, name)
-    finally:
-        tokens.stop()
+    monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:s3cret"))
+    tokens.requests.clear()
+    out = source.ok("push", "src:1", name)
+    assert out.count(": pushed ") + out.count(": already exists") == 3, out
+    assert tokens.requests == [{"service": ["pieces-registry"], "scope": ["repository:tokpush:pull,push"], "user": "tester"}]
+    pieces.ok("pull", name)
+    check_pulled_image(pieces, name)
 
 
 def test_login_logout_and_pull_with_what_login_stored(pieces, other_registry, workdir, monkeypatch):
@@ -901,21 +903,16 @@ def test_login_logout_and_pull_with_what_login_stored(pieces, other_registry, wo
 
 
 @needs_openssl
-def test_login_through_a_token_server(pieces, source, other_registry, workdir, monkeypatch):
+def test_login_through_a_token_server(pieces, source, token_registry, workdir, monkeypatch):
     """The token flow checks the credentials (refused: nothing written); what login stored is
     then good for a push, which needs the user's push grant."""
-    tokens = TokenServer(workdir)
-    try:
-        reg = other_registry(auth=f"{{token: {{realm: '{tokens.realm}', service: pieces-registry, "
-                                  f"issuer: pieces-test-issuer, rootcertbundle: {tokens.cert}}}}}")
-        auth = workdir / "login-auth.json"
-        monkeypatch.setenv("PIECES_AUTH_FILE", str(auth))
-        res = pieces("login", "-u", "tester", "-p", "wrong", reg.host)
-        assert res.returncode != 0 and "authentication refused by the token server" in res.stderr, res
-        assert not auth.exists()
-        pieces.ok("login", "-u", "tester", "-p", "s3cret", reg.host)
-        assert tokens.requests[-1] == {"service": ["pieces-registry"], "scope": None, "user": "tester"}, tokens.requests
-        source.ok("push", "src:1", f"{reg.host}/after-login:1")
-        assert tokens.requests[-1]["user"] == "tester"
-    finally:
-        tokens.stop()
+    tokens, reg = token_registry
+    auth = workdir / "login-auth.json"
+    monkeypatch.setenv("PIECES_AUTH_FILE", str(auth))
+    res = pieces("login", "-u", "tester", "-p", "wrong", reg.host)
+    assert res.returncode != 0 and "authentication refused by the token server" in res.stderr, res
+    assert not auth.exists()
+    pieces.ok("login", "-u", "tester", "-p", "s3cret", reg.host)
+    assert tokens.requests[-1] == {"service": ["pieces-registry"], "scope": None, "user": "tester"}, tokens.requests
+    source.ok("push", "src:1", f"{reg.host}/after-login:1")
+    assert tokens.requests[-1]["user"] == "tester"
