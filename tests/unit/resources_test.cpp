@@ -223,3 +223,18 @@ TEST(CgroupGroup, RdmaNeedsTheController) {
     cgroup::hierarchy rdma{"/sys/fs/cgroup/rdma", "/", false, {"rw", "rdma"}};
     EXPECT_EQ(lines(cgroup::settings_for_layout(r, {memory_only, rdma})), std::vector<std::string>{"rdma.max=mlx5_0 hca_handle=2"});
 }
+
+TEST(CgroupGroup, DestroyRemovesTheSubCgroupsAContainerMade) {
+    // On the host's real cgroup2: rmdir of a cgroup with children fails, so each must go first.
+    std::string mount;
+    for (const auto& h : cgroup::mounted_hierarchies())
+        if (h.unified) mount = h.mount_point;
+    ASSERT_FALSE(mount.empty()) << "this test needs a mounted cgroup2 hierarchy";
+    std::string dir = mount + "/pieces-unit-destroy-" + std::to_string(::getpid());
+    for (const char* sub : {"/init.scope", "/system.slice/a.scope", "/system.slice/b.service/payload"})
+        std::filesystem::create_directories(dir + sub);
+    cgroup::group g({dir});
+    g.destroy();
+    EXPECT_FALSE(std::filesystem::exists(dir));
+    g.destroy();  // already gone: nothing to do
+}

@@ -436,18 +436,29 @@ bool group::frozen() const {
     return false;
 }
 
-void group::destroy() const {
-    for (const std::string& dir : dirs_) {
-        for (int attempt = 0;; ++attempt) {
-            if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
-            // A process that just died may still be leaving the cgroup: give it a moment.
-            if (errno == EBUSY && attempt < 100) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(attempt < 10 ? 1 : 10));
-                continue;
-            }
-            throw_errno("remove cgroup", quote(dir));
+namespace {
+
+// Removes one cgroup directory and every cgroup below it, deepest first (a container that runs
+// its own cgroup manager, systemd for one, leaves sub-cgroups behind).
+void remove_tree(const std::string& dir) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+        if (entry.is_directory(ec) && !entry.is_symlink(ec)) remove_tree(entry.path().string());
+    for (int attempt = 0;; ++attempt) {
+        if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return;
+        // A process that just died may still be leaving the cgroup: give it a moment.
+        if (errno == EBUSY && attempt < 100) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(attempt < 10 ? 1 : 10));
+            continue;
         }
+        throw_errno("remove cgroup", quote(dir));
     }
+}
+
+}  // namespace
+
+void group::destroy() const {
+    for (const std::string& dir : dirs_) remove_tree(dir);
 }
 
 }  // namespace pieces::cgroup

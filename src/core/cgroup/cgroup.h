@@ -62,7 +62,7 @@ public:
     void freeze(bool frozen) const;
     /// True when the cgroup is frozen.
     bool frozen() const;
-    /// Removes the directories; processes must be gone.
+    /// Removes the directories and any sub-cgroups below them; processes must be gone.
     void destroy() const;
 
     const std::vector<std::string>& dirs() const { return dirs_; }
