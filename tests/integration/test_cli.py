@@ -266,4 +266,4 @@ def test_features_document(rt):
     assert "SECCOMP_FILTER_FLAG_LOG" in seccomp["supportedFlags"]  # every kernel since 4.14
     # Nothing is claimed that does not work yet.
     assert linux["mountExtensions"]["idmap"]["enabled"] is False
-    assert linux["cgroup"]["systemd"] is False
+    assert linux["cgroup"]["systemd"] is True  # through D-Bus where systemd runs (test_systemd_cgroup)

@@ -15,6 +15,7 @@
 #include "core/base/fs.h"
 #include "core/base/log.h"
 #include "core/base/procfs.h"
+#include "core/cgroup/systemd.h"
 
 namespace pieces::cgroup {
 namespace {
@@ -89,19 +90,10 @@ void inherit_cpuset(const std::string& mount_point, const std::string& rel) {
 }  // namespace
 
 std::string systemd_to_cgroupfs(const std::string& cgroups_path, const std::string& id) {
-    std::vector<std::string> parts;
-    std::istringstream ss(cgroups_path);
-    std::string part;
-    while (std::getline(ss, part, ':')) parts.push_back(part);
-    if (cgroups_path.empty()) parts = {"", "", ""};
-    if (parts.size() != 3) throw error("cgroupsPath " + quote(cgroups_path) + ": expected slice:prefix:name with --systemd-cgroup");
-    std::string slice = parts[0].empty() ? "system.slice" : parts[0];
-    std::string name = parts[2].empty() ? id : parts[2];
-    if (slice.size() < 6 || slice.compare(slice.size() - 6, 6, ".slice") != 0)
-        throw error("cgroupsPath " + quote(cgroups_path) + ": " + quote(slice) + " is not a slice");
+    systemd::unit_name u = systemd::unit_for(cgroups_path, id);
     // "a-b-c.slice" lives in "a.slice/a-b.slice/a-b-c.slice"; "-.slice" is the root.
     std::string path;
-    std::string stem = slice.substr(0, slice.size() - 6);
+    std::string stem = u.slice.substr(0, u.slice.size() - 6);
     if (stem != "-") {
         size_t pos = 0;
         for (;;) {
@@ -111,9 +103,7 @@ std::string systemd_to_cgroupfs(const std::string& cgroups_path, const std::stri
             pos = dash + 1;
         }
     }
-    // A name that is itself a slice is used as it is; anything else becomes prefix-name.scope.
-    if (name.size() > 6 && name.compare(name.size() - 6, 6, ".slice") == 0) return path + "/" + name;
-    return path + "/" + (parts[1].empty() ? "" : parts[1] + "-") + name + ".scope";
+    return path + "/" + u.unit;
 }
 
 group group::for_container(const std::optional<std::string>& cgroups_path, const std::string& id, bool systemd) {
@@ -184,18 +174,18 @@ std::string group::v2_dir() const {
     return "";
 }
 
-namespace {
-
-bool has_v1(const std::vector<hierarchy>& layout) {
+bool has_v1_hierarchies(const std::vector<hierarchy>& layout) {
     for (const auto& h : layout)
         if (!h.unified) return true;
     return false;
 }
 
+namespace {
+
 // True when the host offers `controller` where the settings go: a v1 hierarchy of it on v1 and
 // hybrid hosts, the root's cgroup.controllers on a pure cgroup2 host.
 bool host_offers(const std::vector<hierarchy>& layout, const std::string& controller) {
-    bool v1 = has_v1(layout);
+    bool v1 = has_v1_hierarchies(layout);
     for (const auto& h : layout) {
         if (h.unified != !v1) continue;
         if (!h.unified) {
@@ -218,7 +208,7 @@ std::vector<setting> settings_for_host(const nlohmann::json& resources) {
 }
 
 std::vector<setting> settings_for_layout(const nlohmann::json& resources, const std::vector<hierarchy>& layout) {
-    std::vector<setting> out = has_v1(layout) ? v1_settings(resources) : v2_settings(resources);
+    std::vector<setting> out = has_v1_hierarchies(layout) ? v1_settings(resources) : v2_settings(resources);
     // Refused up front, before a cgroup or a process exists.
     for (const setting& s : out)
         if (s.required && !host_offers(layout, s.controller))

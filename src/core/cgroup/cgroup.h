@@ -83,6 +83,9 @@ private:
     mutable std::optional<std::vector<hierarchy>> layout_;
 };
 
+/// True when some hierarchy is cgroup v1 (a v1 or hybrid host), false on a pure cgroup2 host.
+bool has_v1_hierarchies(const std::vector<hierarchy>& layout);
+
 /// linux.resources as writes for this host: v1 files where v1 hierarchies are mounted (v1 and
 /// hybrid hosts), cgroup2 files on a pure cgroup2 host. Reads mountinfo: where a group is at
 /// hand, group::settings uses the layout it already has.

@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <optional>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
@@ -17,6 +18,8 @@
 #include "core/linux/sealed_exe.h"
 #include "core/linux/seccomp.h"
 #include "core/base/socket.h"
+#include "core/cgroup/cgroup.h"
+#include "core/cgroup/systemd.h"
 #include "core/proc/spawn.h"
 #include "core/spec/config.h"
 
@@ -69,6 +72,10 @@ created_container create_container(const create_options& opts) {
 
         state_dir dir = state_dir::create(opts.root, opts.id);
         cgroup::group cg = cgroup::group::for_container(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
+        // Where systemd runs, it makes the cgroup as a unit of its own; elsewhere the same path
+        // is made on cgroupfs directly.
+        std::optional<cgroup::systemd::manager> systemd;
+        std::string unit;
         pid_t pid = 0;
         try {
             if (::mkfifo(dir.fifo_path().c_str(), 0622) < 0) throw_errno("mkfifo", quote(dir.fifo_path()));
@@ -88,7 +95,6 @@ created_container create_container(const create_options& opts) {
             req.no_pivot = opts.no_pivot;
             req.no_new_keyring = opts.no_new_keyring;
             req.preserve_fds = opts.preserve_fds;
-            req.resources = cg.settings(cfg.linux.resources);
             linux_::seccomp_program seccomp;
             if (!cfg.linux.seccomp.is_null()) {
                 seccomp = linux_::compile_seccomp(cfg.linux.seccomp);
@@ -96,7 +102,23 @@ created_container create_container(const create_options& opts) {
             }
             proc::spawn_hooks hooks;
             hooks.state_json = [&](pid_t init) { return hook_state(opts.id, "creating", init, bundle, cfg.annotations).dump(); };
-            pid = proc::spawn_init(req, cg, hooks);
+            std::vector<cgroup::setting> resources = cg.settings(cfg.linux.resources);
+            hooks.join_cgroup = [&](pid_t init) {
+                if (opts.systemd_cgroup && cgroup::systemd::booted()) {
+                    cgroup::systemd::unit_name name =
+                        cgroup::systemd::unit_for(cfg.linux.cgroups_path.value_or(""), opts.id);
+                    systemd.emplace(cgroup::systemd::manager::connect());
+                    bool unified = !cgroup::has_v1_hierarchies(cg.layout());
+                    systemd->start_transient(
+                        name.unit, cgroup::systemd::unit_properties(name, init, opts.id, cfg.linux.resources, unified));
+                    unit = name.unit;
+                    // systemd's path for the unit, below its root: ours too when we share its
+                    // cgroup namespace. The hierarchies systemd leaves alone get the same path.
+                    cg = cgroup::group::for_container(systemd->control_group(unit), opts.id);
+                }
+                cg.create_and_join(init, resources);
+            };
+            pid = proc::spawn_init(req, hooks);
 
             saved_state s;
             s.id = opts.id;
@@ -109,6 +131,7 @@ created_container create_container(const create_options& opts) {
             s.created = log::rfc3339_now();
             s.annotations = cfg.annotations;
             s.cgroup_dirs = cg.dirs();
+            s.systemd_unit = unit;
             s.hooks = nlohmann::json::object();
             s.hooks["poststart"] = spec::hooks_to_json(cfg.hooks.poststart);
             s.hooks["poststop"] = spec::hooks_to_json(cfg.hooks.poststop);
@@ -120,6 +143,11 @@ created_container create_container(const create_options& opts) {
             if (pid > 0) {
                 ::kill(pid, SIGKILL);
                 ::waitpid(pid, nullptr, 0);
+            }
+            try {
+                if (systemd && !unit.empty()) systemd->stop(unit);
+            } catch (const std::exception& e) {
+                log::warning(e.what());
             }
             try {
                 cg.destroy();

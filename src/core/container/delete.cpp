@@ -7,6 +7,7 @@
 #include "core/base/error.h"
 #include "core/base/log.h"
 #include "core/cgroup/cgroup.h"
+#include "core/cgroup/systemd.h"
 #include "core/container/internal.h"
 #include "core/linux/hooks.h"
 
@@ -39,6 +40,15 @@ void remove_locked(state_dir& dir, const saved_state& s) {
     std::string st = hook_state(s.id, "stopped", 0, s.bundle, s.annotations).dump();
     linux_::run_hooks_warn(spec::parse_hooks(s.hooks.value("poststop", nlohmann::json::array()), "hooks.poststop"), st,
                            "poststop");
+    if (!s.systemd_unit.empty()) {
+        // Usually gone already (systemd stops a scope once it is empty); what systemd does not
+        // answer for is removed from cgroupfs below all the same.
+        try {
+            cgroup::systemd::manager::connect().stop(s.systemd_unit);
+        } catch (const std::exception& e) {
+            log::warning(e.what());
+        }
+    }
     cg.destroy();
     dir.remove();
 }

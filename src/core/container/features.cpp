@@ -35,7 +35,7 @@ nlohmann::json features() {
         {"linux",
          {{"namespaces", namespaces},
           {"capabilities", caps},
-          {"cgroup", {{"v1", v1}, {"v2", v2}, {"systemd", false}, {"systemdUser", false}, {"rdma", false}}},
+          {"cgroup", {{"v1", v1}, {"v2", v2}, {"systemd", true}, {"systemdUser", false}, {"rdma", false}}},
           {"seccomp",
            {{"enabled", true},
             {"actions", linux_::seccomp_action_names()},

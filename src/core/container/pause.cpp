@@ -1,6 +1,7 @@
 #include "core/base/error.h"
 #include "core/cgroup/cgroup.h"
 #include "core/cgroup/resources.h"
+#include "core/cgroup/systemd.h"
 #include "core/cgroup/stats.h"
 #include "core/container/internal.h"
 
@@ -40,7 +41,14 @@ void update(const std::string& root, const std::string& id, const nlohmann::json
         saved_state s = dir.load();
         if (dir.current_status(s) == status::stopped) throw error("container not running");
         cgroup::group cg(s.cgroup_dirs);
-        cg.apply(cg.settings(resources));
+        std::vector<cgroup::setting> settings = cg.settings(resources);
+        // systemd first, so that it holds the new values and does not put back the old ones.
+        if (!s.systemd_unit.empty()) {
+            std::vector<cgroup::systemd::property> props =
+                cgroup::systemd::resource_properties(resources, !cgroup::has_v1_hierarchies(cg.layout()));
+            if (!props.empty()) cgroup::systemd::manager::connect().set_properties(s.systemd_unit, props);
+        }
+        cg.apply(settings);
     });
 }
 

@@ -20,10 +20,12 @@ namespace pieces::container {
 using json = nlohmann::json;
 
 json to_json(const saved_state& s) {
-    return json{{"id", s.id},           {"pid", s.pid},         {"start_time", s.start_time},
+    json j{{"id", s.id},           {"pid", s.pid},         {"start_time", s.start_time},
                 {"bundle", s.bundle},   {"rootfs", s.rootfs},   {"created", s.created},
                 {"owner", s.owner},     {"annotations", s.annotations},
                 {"cgroup_dirs", s.cgroup_dirs}, {"hooks", s.hooks}, {"exec_defaults", s.exec_defaults}};
+    if (!s.systemd_unit.empty()) j["systemd_unit"] = s.systemd_unit;
+    return j;
 }
 
 saved_state saved_state_from_json(const json& j) {
@@ -37,6 +39,7 @@ saved_state saved_state_from_json(const json& j) {
     s.owner = j.value("owner", "");
     s.annotations = j.value("annotations", std::map<std::string, std::string>{});
     s.cgroup_dirs = j.value("cgroup_dirs", std::vector<std::string>{});
+    s.systemd_unit = j.value("systemd_unit", std::string());
     s.hooks = j.value("hooks", json::object());
     s.exec_defaults = j.value("exec_defaults", json::object());
     return s;

@@ -24,6 +24,7 @@ struct saved_state {
     std::string owner;
     std::map<std::string, std::string> annotations;
     std::vector<std::string> cgroup_dirs;
+    std::string systemd_unit;  ///< the unit systemd holds the cgroup as (--systemd-cgroup), or ""
     nlohmann::json hooks;  ///< the config's hooks, for start (poststart) and delete (poststop)
     nlohmann::json exec_defaults;  ///< the config's process and seccomp, what `exec` starts from
 };

@@ -94,7 +94,7 @@ void child_prelude(const init_request& req, channel& chan, bool slow, const std:
 
 }  // namespace
 
-pid_t spawn_init(const init_request& req, const cgroup::group& cgroup, const spawn_hooks& hooks) {
+pid_t spawn_init(const init_request& req, const spawn_hooks& hooks) {
     const spec::config& cfg = *req.cfg;
     auto [parent_end, child_end] = channel::make_pair();
     std::vector<linux_::ns_handle> joins = linux_::open_joined_namespaces(cfg.linux);
@@ -156,7 +156,7 @@ pid_t spawn_init(const init_request& req, const cgroup::group& cgroup, const spa
         // filesystems meanwhile, and tell it when it is in place.
         std::string state = hooks.state_json(init);
         parent_end.send(msg::go, state);
-        cgroup.create_and_join(init, req.resources);
+        hooks.join_cgroup(init);
         if (cfg.process->oom_score_adj) linux_::set_oom_score_adj(std::to_string(init), *cfg.process->oom_score_adj);
         parent_end.send(msg::cgroup_joined);
         parent_end.expect(msg::run_runtime_hooks);

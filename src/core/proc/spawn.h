@@ -7,7 +7,6 @@
 #include <string>
 
 #include "core/base/unique_fd.h"
-#include "core/cgroup/cgroup.h"
 #include "core/linux/seccomp.h"
 #include "core/spec/config.h"
 
@@ -24,18 +23,19 @@ struct init_request {
     bool no_new_keyring = false;
     int preserve_fds = 0;
     const linux_::seccomp_program* seccomp = nullptr;  ///< compiled linux.seccomp, or null
-    std::vector<cgroup::setting> resources;            ///< linux.resources as cgroup writes
 };
 
 /// Callbacks into the caller at the points where the runtime (not the container) acts.
 struct spawn_hooks {
     /// The state JSON to give hooks, once the init's pid is known.
     std::function<std::string(pid_t)> state_json;
+    /// Puts the init in its cgroup, limits in place first; called while the init sets up.
+    std::function<void(pid_t)> join_cgroup;
 };
 
-/// Clones the init into its namespaces, places it in `cgroup`, lets it set up the container and
+/// Clones the init into its namespaces, has join_cgroup place it, lets it set up the container and
 /// runs the runtime-side hooks, returning once the init is parked on the exec fifo. The init is a
 /// child of the caller. On failure the init is killed and reaped, and the child's error rethrown.
-pid_t spawn_init(const init_request& req, const cgroup::group& cgroup, const spawn_hooks& hooks);
+pid_t spawn_init(const init_request& req, const spawn_hooks& hooks);
 
 }  // namespace pieces::proc

@@ -1,0 +1,521 @@
+#include "core/cgroup/systemd.h"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <systemd/sd-bus.h>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+#include "core/base/error.h"
+#include "core/base/fs.h"
+#include "core/cgroup/device_filter.h"
+
+namespace pieces::cgroup::systemd {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* destination = "org.freedesktop.systemd1";
+constexpr const char* manager_path = "/org/freedesktop/systemd1";
+constexpr const char* manager_iface = "org.freedesktop.systemd1.Manager";
+constexpr uint64_t infinity = std::numeric_limits<uint64_t>::max();
+constexpr uint64_t job_timeout_usec = 30'000'000;
+
+// The sd-bus calls we make, resolved from libsystemd.so.0 the first time they are needed.
+struct bus_api {
+    int (*open_system)(sd_bus**);
+    int (*bus_new)(sd_bus**);
+    int (*set_address)(sd_bus*, const char*);
+    int (*start)(sd_bus*);
+    sd_bus* (*flush_close_unref)(sd_bus*);
+    int (*new_method_call)(sd_bus*, sd_bus_message**, const char*, const char*, const char*, const char*);
+    int (*append)(sd_bus_message*, const char*, ...);
+    int (*append_array)(sd_bus_message*, char, const void*, size_t);
+    int (*open_container)(sd_bus_message*, char, const char*);
+    int (*close_container)(sd_bus_message*);
+    int (*call)(sd_bus*, sd_bus_message*, uint64_t, sd_bus_error*, sd_bus_message**);
+    int (*read)(sd_bus_message*, const char*, ...);
+    sd_bus_message* (*message_unref)(sd_bus_message*);
+    void (*error_free)(sd_bus_error*);
+    int (*error_has_name)(const sd_bus_error*, const char*);
+    int (*match_signal)(sd_bus*, sd_bus_slot**, const char*, const char*, const char*, const char*,
+                        sd_bus_message_handler_t, void*);
+    sd_bus_slot* (*slot_unref)(sd_bus_slot*);
+    int (*process)(sd_bus*, sd_bus_message**);
+    int (*wait)(sd_bus*, uint64_t);
+    int (*get_property_string)(sd_bus*, const char*, const char*, const char*, const char*, sd_bus_error*, char**);
+};
+
+template <typename Fn>
+void resolve(void* lib, Fn& slot, const char* name) {
+    void* sym = ::dlsym(lib, name);
+    if (!sym) throw error(std::string("libsystemd: no symbol ") + name);
+    slot = reinterpret_cast<Fn>(sym);
+}
+
+bus_api load() {
+    void* lib = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) throw error(std::string("--systemd-cgroup needs libsystemd to reach systemd: ") + ::dlerror());
+    bus_api a{};
+    resolve(lib, a.open_system, "sd_bus_open_system");
+    resolve(lib, a.bus_new, "sd_bus_new");
+    resolve(lib, a.set_address, "sd_bus_set_address");
+    resolve(lib, a.start, "sd_bus_start");
+    resolve(lib, a.flush_close_unref, "sd_bus_flush_close_unref");
+    resolve(lib, a.new_method_call, "sd_bus_message_new_method_call");
+    resolve(lib, a.append, "sd_bus_message_append");
+    resolve(lib, a.append_array, "sd_bus_message_append_array");
+    resolve(lib, a.open_container, "sd_bus_message_open_container");
+    resolve(lib, a.close_container, "sd_bus_message_close_container");
+    resolve(lib, a.call, "sd_bus_call");
+    resolve(lib, a.read, "sd_bus_message_read");
+    resolve(lib, a.message_unref, "sd_bus_message_unref");
+    resolve(lib, a.error_free, "sd_bus_error_free");
+    resolve(lib, a.error_has_name, "sd_bus_error_has_name");
+    resolve(lib, a.match_signal, "sd_bus_match_signal");
+    resolve(lib, a.slot_unref, "sd_bus_slot_unref");
+    resolve(lib, a.process, "sd_bus_process");
+    resolve(lib, a.wait, "sd_bus_wait");
+    resolve(lib, a.get_property_string, "sd_bus_get_property_string");
+    return a;
+}
+
+const bus_api& api() {
+    static const bus_api a = load();  // once; concurrent first calls wait for it
+    return a;
+}
+
+// Owners for what sd-bus hands out.
+struct message_unref {
+    void operator()(sd_bus_message* m) const { api().message_unref(m); }
+};
+using message_ptr = std::unique_ptr<sd_bus_message, message_unref>;
+struct slot_unref {
+    void operator()(sd_bus_slot* s) const { api().slot_unref(s); }
+};
+using slot_ptr = std::unique_ptr<sd_bus_slot, slot_unref>;
+struct bus_error {
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    ~bus_error() { api().error_free(&e); }
+    // The D-Bus error's message when there is one, else the errno's text.
+    std::string text(int r) const {
+        if (e.message) return e.message;
+        return std::error_code(-r, std::generic_category()).message();
+    }
+};
+
+// sd-bus returns -errno: throw with `what` when r < 0.
+int check(int r, const std::string& what) {
+    if (r < 0) throw error(what + ": " + std::error_code(-r, std::generic_category()).message(), -r);
+    return r;
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& what) { throw error(where + ": " + what); }
+
+// The pieces of "slice:prefix:name", checked the way systemd_to_cgroupfs checks them.
+std::vector<std::string> split_path(const std::string& cgroups_path) {
+    std::vector<std::string> parts;
+    std::istringstream ss(cgroups_path);
+    std::string part;
+    while (std::getline(ss, part, ':')) parts.push_back(part);
+    if (cgroups_path.empty()) parts = {"", "", ""};
+    if (parts.size() == 2 && cgroups_path.back() == ':') parts.emplace_back();
+    if (parts.size() != 3)
+        throw error("cgroupsPath " + quote(cgroups_path) + ": expected slice:prefix:name with --systemd-cgroup");
+    return parts;
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+    std::string_view x(suffix);
+    return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+
+// One value into an open message, inside a variant of its signature.
+void append_value(sd_bus_message* m, const value& v) {
+    const bus_api& a = api();
+    auto open = [&](const char* sig) { check(a.open_container(m, 'v', sig), "D-Bus message"); };
+    if (const bool* b = std::get_if<bool>(&v)) {
+        open("b");
+        check(a.append(m, "b", static_cast<int>(*b)), "D-Bus message");
+    } else if (const uint64_t* t = std::get_if<uint64_t>(&v)) {
+        open("t");
+        check(a.append(m, "t", *t), "D-Bus message");
+    } else if (const std::string* s = std::get_if<std::string>(&v)) {
+        open("s");
+        check(a.append(m, "s", s->c_str()), "D-Bus message");
+    } else if (const auto* u = std::get_if<std::vector<uint32_t>>(&v)) {
+        open("au");
+        check(a.append_array(m, 'u', u->data(), u->size() * sizeof(uint32_t)), "D-Bus message");
+    } else if (const auto* y = std::get_if<std::vector<uint8_t>>(&v)) {
+        open("ay");
+        check(a.append_array(m, 'y', y->data(), y->size()), "D-Bus message");
+    } else {
+        open("a(ss)");
+        check(a.open_container(m, 'a', "(ss)"), "D-Bus message");
+        for (const auto& [first, second] : std::get<std::vector<std::pair<std::string, std::string>>>(v))
+            check(a.append(m, "(ss)", first.c_str(), second.c_str()), "D-Bus message");
+        check(a.close_container(m), "D-Bus message");
+    }
+    check(a.close_container(m), "D-Bus message");
+}
+
+// An a(sv) array of properties.
+void append_properties(sd_bus_message* m, const std::vector<property>& props) {
+    const bus_api& a = api();
+    check(a.open_container(m, 'a', "(sv)"), "D-Bus message");
+    for (const property& p : props) {
+        check(a.open_container(m, 'r', "sv"), "D-Bus message");
+        check(a.append(m, "s", p.name.c_str()), "D-Bus message");
+        append_value(m, p.v);
+        check(a.close_container(m), "D-Bus message");
+    }
+    check(a.close_container(m), "D-Bus message");
+}
+
+uint64_t now_usec() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+// What the JobRemoved handler fills in for the job it waits for.
+struct job_wait {
+    std::string job;  ///< the job's object path, known once the method returns
+    std::vector<std::pair<std::string, std::string>> removed;  ///< (job path, result) seen so far
+};
+
+int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    uint32_t id = 0;
+    const char* path = nullptr;
+    const char* unit = nullptr;
+    const char* result = nullptr;
+    if (api().read(m, "uoss", &id, &path, &unit, &result) >= 0)
+        static_cast<job_wait*>(userdata)->removed.emplace_back(path, result);
+    return 0;
+}
+
+// Integer fields of linux.resources, skipping absent, null and zero ones as the cgroupfs path
+// does (the translation there has already checked their types).
+template <typename Fn>
+void nonzero(const json& obj, const char* key, Fn&& fn) {
+    if (!obj.is_object()) return;
+    auto it = obj.find(key);
+    if (it == obj.end() || !it->is_number_integer()) return;
+    int64_t n = it->is_number_unsigned() ? static_cast<int64_t>(std::min<uint64_t>(it->get<uint64_t>(), INT64_MAX))
+                                          : it->get<int64_t>();
+    if (n != 0) fn(n);
+}
+
+uint64_t limit_value(int64_t n) { return n < 0 ? infinity : static_cast<uint64_t>(n); }
+
+// The quota as systemd takes it: CPU time per second of wall time, in whole 10 ms steps
+// (systemd's own granularity), rounded up so that the container never gets less than asked.
+uint64_t quota_per_sec(int64_t quota, int64_t period) {
+    if (quota <= 0) return infinity;
+    uint64_t per_sec = static_cast<uint64_t>(quota) * 1'000'000 / static_cast<uint64_t>(period);
+    if (per_sec % 10'000 != 0) per_sec = (per_sec / 10'000 + 1) * 10'000;
+    return per_sec;
+}
+
+}  // namespace
+
+bool booted() {
+    struct stat st {};
+    return ::lstat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool unit_name::is_slice() const { return ends_with(unit, ".slice"); }
+
+unit_name unit_for(const std::string& cgroups_path, const std::string& id) {
+    std::vector<std::string> parts = split_path(cgroups_path);
+    unit_name u;
+    u.slice = parts[0].empty() ? "system.slice" : parts[0];
+    if (!ends_with(u.slice, ".slice") || u.slice.size() <= 6)
+        throw error("cgroupsPath " + quote(cgroups_path) + ": " + quote(u.slice) + " is not a slice");
+    std::string name = parts[2].empty() ? id : parts[2];
+    u.unit = ends_with(name, ".slice") ? name : (parts[1].empty() ? "" : parts[1] + "-") + name + ".scope";
+    return u;
+}
+
+std::vector<uint8_t> cpu_mask(const std::string& list, const std::string& where) {
+    std::vector<uint8_t> mask;
+    std::istringstream ss(list);
+    std::string range;
+    while (std::getline(ss, range, ',')) {
+        if (range.empty()) continue;
+        size_t dash = range.find('-');
+        unsigned long lo = 0, hi = 0;
+        try {
+            size_t used = 0;
+            lo = std::stoul(range.substr(0, dash), &used);
+            if (used != (dash == std::string::npos ? range.size() : dash)) throw std::invalid_argument(range);
+            hi = lo;
+            if (dash != std::string::npos) {
+                hi = std::stoul(range.substr(dash + 1), &used);
+                if (used != range.size() - dash - 1) throw std::invalid_argument(range);
+            }
+        } catch (const std::logic_error&) {
+            fail(where, "not a list of numbers and ranges: " + quote(list));
+        }
+        if (hi < lo || hi >= 8192) fail(where, "bad range " + quote(range));
+        if (mask.size() <= hi / 8) mask.resize(hi / 8 + 1, 0);
+        for (unsigned long n = lo; n <= hi; ++n) mask[n / 8] = static_cast<uint8_t>(mask[n / 8] | (1u << (n % 8)));
+    }
+    return mask;
+}
+
+std::vector<property> device_properties(const std::vector<setting>& rules, const std::string& proc_devices) {
+    // Play the rules through: an "a" rule resets to allow- or deny-by-default; after that only the
+    // rules that differ from the default matter.
+    bool default_allow = true;
+    std::vector<device_rule> exceptions;
+    for (const setting& s : rules) {
+        if (s.controller != "devices") continue;
+        device_rule r = parse_device_rule(s.file == "devices.allow", s.value);
+        if (r.type == 'a') {
+            default_allow = r.allow;
+            exceptions.clear();
+            continue;
+        }
+        std::erase_if(exceptions, [&](const device_rule& e) {
+            return e.type == r.type && e.major == r.major && e.minor == r.minor;
+        });
+        if (r.allow != default_allow) exceptions.push_back(r);
+    }
+    if (default_allow) return {{"DevicePolicy", std::string("auto")}};
+    // The name /proc/devices gives a major: "136 pts" in the "Character devices:" part.
+    auto group_name = [&](char type, int64_t major) -> std::string {
+        std::istringstream in(proc_devices);
+        std::string line;
+        bool in_section = false;
+        while (std::getline(in, line)) {
+            if (line.rfind("Character devices:", 0) == 0) in_section = type == 'c';
+            else if (line.rfind("Block devices:", 0) == 0) in_section = type == 'b';
+            else if (in_section) {
+                std::istringstream fields(line);
+                int64_t number = -1;
+                std::string name;
+                if (fields >> number >> name && number == major) return name;
+            }
+        }
+        return "";
+    };
+    std::vector<std::pair<std::string, std::string>> allow;
+    for (const device_rule& r : exceptions) {
+        std::string access;
+        if (r.access & 2) access += 'r';
+        if (r.access & 4) access += 'w';
+        if (r.access & 1) access += 'm';
+        std::string kind = r.type == 'c' ? "char" : "block";
+        if (r.major < 0) {
+            allow.emplace_back(kind + "-*", access);
+        } else if (r.minor < 0) {
+            std::string name = group_name(r.type, r.major);
+            // A major the kernel has no driver for has no devices to allow.
+            if (!name.empty()) allow.emplace_back(kind + "-" + name, access);
+        } else {
+            allow.emplace_back("/dev/" + kind + "/" + std::to_string(r.major) + ":" + std::to_string(r.minor), access);
+        }
+    }
+    return {{"DevicePolicy", std::string("strict")}, {"DeviceAllow", std::move(allow)}};
+}
+
+std::vector<property> resource_properties(const json& r, bool unified) {
+    std::vector<property> out;
+    if (!r.is_object()) return out;
+    const json& memory = r.value("memory", json::object());
+    const json& cpu = r.value("cpu", json::object());
+    if (unified) {
+        int64_t limit = 0;
+        nonzero(memory, "limit", [&](int64_t n) {
+            limit = n;
+            out.push_back({"MemoryMax", limit_value(n)});
+        });
+        nonzero(memory, "reservation", [&](int64_t n) { out.push_back({"MemoryLow", limit_value(n)}); });
+        // The spec's swap is memory plus swap; systemd's, like cgroup2's, is swap alone.
+        nonzero(memory, "swap", [&](int64_t n) {
+            if (n < 0 || limit < 0) out.push_back({"MemorySwapMax", infinity});
+            else if (limit > 0 && n >= limit) out.push_back({"MemorySwapMax", static_cast<uint64_t>(n - limit)});
+        });
+        nonzero(cpu, "shares", [&](int64_t n) {
+            out.push_back({"CPUWeight", static_cast<uint64_t>(1 + ((n - 2) * 9999) / 262142)});
+        });
+    } else {
+        nonzero(memory, "limit", [&](int64_t n) { out.push_back({"MemoryLimit", limit_value(n)}); });
+        nonzero(cpu, "shares", [&](int64_t n) { out.push_back({"CPUShares", static_cast<uint64_t>(n)}); });
+    }
+    int64_t quota = 0, period = 0;
+    nonzero(cpu, "quota", [&](int64_t n) { quota = n; });
+    nonzero(cpu, "period", [&](int64_t n) { period = n; });
+    if (period > 0) out.push_back({"CPUQuotaPeriodUSec", static_cast<uint64_t>(period)});
+    if (quota != 0) out.push_back({"CPUQuotaPerSecUSec", quota_per_sec(quota, period > 0 ? period : 100'000)});
+    if (unified) {
+        auto mask = [&](const char* key, const char* prop) {
+            auto it = cpu.find(key);
+            if (it != cpu.end() && it->is_string() && !it->get<std::string>().empty())
+                out.push_back({prop, cpu_mask(it->get<std::string>(), std::string("linux.resources.cpu.") + key)});
+        };
+        mask("cpus", "AllowedCPUs");
+        mask("mems", "AllowedMemoryNodes");
+    }
+    nonzero(r.value("pids", json::object()), "limit", [&](int64_t n) { out.push_back({"TasksMax", limit_value(n)}); });
+    nonzero(r.value("blockIO", json::object()), "weight", [&](int64_t n) {
+        if (unified) out.push_back({"IOWeight", static_cast<uint64_t>(1 + (n - 10) * 9999 / 990)});
+        else out.push_back({"BlockIOWeight", static_cast<uint64_t>(n)});
+    });
+    auto devices = r.find("devices");
+    if (devices != r.end() && devices->is_array() && !devices->empty()) {
+        std::vector<setting> rules = v1_settings(json{{"devices", *devices}});
+        for (property& p : device_properties(rules, read_file("/proc/devices"))) out.push_back(std::move(p));
+    }
+    return out;
+}
+
+std::vector<property> unit_properties(const unit_name& name, pid_t init, const std::string& id,
+                                      const json& resources, bool unified) {
+    std::vector<property> out{{"Description", "puncker container " + id}};
+    if (!name.is_slice()) {
+        out.push_back({"Slice", name.slice});
+        // The container may run its own cgroup manager below: the scope is handed over whole.
+        out.push_back({"Delegate", true});
+        out.push_back({"PIDs", std::vector<uint32_t>{static_cast<uint32_t>(init)}});
+    }
+    out.push_back({"DefaultDependencies", false});
+    out.push_back({"MemoryAccounting", true});
+    out.push_back({"CPUAccounting", true});
+    out.push_back({unified ? "IOAccounting" : "BlockIOAccounting", true});
+    out.push_back({"TasksAccounting", true});
+    for (property& p : resource_properties(resources, unified)) out.push_back(std::move(p));
+    return out;
+}
+
+manager manager::connect() {
+    const bus_api& a = api();
+    sd_bus* bus = nullptr;
+    int r = a.open_system(&bus);
+    if (r >= 0) return manager(bus);
+    // No bus daemon: systemd also answers on its private socket, to root.
+    std::string system_error = std::error_code(-r, std::generic_category()).message();
+    struct stat st {};
+    if (::stat("/run/systemd/private", &st) == 0) {
+        check(a.bus_new(&bus), "D-Bus");
+        manager m(bus);
+        check(a.set_address(bus, "unix:path=/run/systemd/private"), "systemd's private socket");
+        r = a.start(bus);
+        if (r >= 0) return m;
+        system_error += "; and systemd's private socket: " + std::error_code(-r, std::generic_category()).message();
+    }
+    throw error("--systemd-cgroup: cannot reach systemd over D-Bus: system bus: " + system_error);
+}
+
+manager::~manager() {
+    if (bus_) api().flush_close_unref(bus_);
+}
+
+namespace {
+
+// Calls a Manager method that queues a job (built by `fill`), then waits for the job to be
+// removed. Returns the job's result ("done", "failed", ...), or "" when the method's error
+// is `tolerated`.
+template <typename Fill>
+std::string call_job(sd_bus* bus, const char* method, const std::string& unit, Fill&& fill,
+                     const char* tolerated = nullptr) {
+    const bus_api& a = api();
+    job_wait wait;
+    sd_bus_slot* raw_slot = nullptr;
+    // Listening before asking: the job may be over before the reply reaches us.
+    check(a.match_signal(bus, &raw_slot, destination, manager_path, manager_iface, "JobRemoved", on_job_removed, &wait),
+          "listen for systemd's JobRemoved");
+    slot_ptr slot(raw_slot);
+    sd_bus_message* raw = nullptr;
+    check(a.new_method_call(bus, &raw, destination, manager_path, manager_iface, method), "D-Bus message");
+    message_ptr m(raw);
+    fill(m.get());
+    bus_error err;
+    sd_bus_message* raw_reply = nullptr;
+    int r = a.call(bus, m.get(), 0, &err.e, &raw_reply);
+    message_ptr reply(raw_reply);
+    if (r < 0) {
+        if (tolerated && a.error_has_name(&err.e, tolerated)) return "";
+        throw error(std::string("systemd ") + method + " " + unit + ": " + err.text(r), -r);
+    }
+    const char* job = nullptr;
+    check(a.read(reply.get(), "o", &job), std::string("systemd ") + method + " reply");
+    wait.job = job;
+    uint64_t deadline = now_usec() + job_timeout_usec;
+    for (;;) {
+        for (const auto& [path, result] : wait.removed)
+            if (path == wait.job) return result;
+        r = check(a.process(bus, nullptr), "D-Bus");
+        if (r > 0) continue;
+        uint64_t now = now_usec();
+        if (now >= deadline)
+            throw error(std::string("systemd did not finish the ") + method + " job of " + unit + " within " +
+                        std::to_string(job_timeout_usec / 1'000'000) + " s");
+        r = a.wait(bus, deadline - now);
+        if (r < 0 && r != -EINTR) check(r, "D-Bus");
+    }
+}
+
+}  // namespace
+
+void manager::start_transient(const std::string& unit, const std::vector<property>& props) {
+    std::string result = call_job(bus_, "StartTransientUnit", unit, [&](sd_bus_message* m) {
+        check(api().append(m, "ss", unit.c_str(), "replace"), "D-Bus message");
+        append_properties(m, props);
+        check(api().append(m, "a(sa(sv))", 0), "D-Bus message");
+    });
+    if (result != "done") throw error("systemd could not start " + unit + ": the start job's result is " + quote(result));
+}
+
+void manager::set_properties(const std::string& unit, const std::vector<property>& props) {
+    const bus_api& a = api();
+    sd_bus_message* raw = nullptr;
+    check(a.new_method_call(bus_, &raw, destination, manager_path, manager_iface, "SetUnitProperties"), "D-Bus message");
+    message_ptr m(raw);
+    check(a.append(m.get(), "sb", unit.c_str(), 1), "D-Bus message");
+    append_properties(m.get(), props);
+    bus_error err;
+    int r = a.call(bus_, m.get(), 0, &err.e, nullptr);
+    if (r < 0) throw error("systemd SetUnitProperties " + unit + ": " + err.text(r), -r);
+}
+
+void manager::stop(const std::string& unit) {
+    std::string result = call_job(
+        bus_, "StopUnit", unit,
+        [&](sd_bus_message* m) { check(api().append(m, "ss", unit.c_str(), "replace"), "D-Bus message"); },
+        "org.freedesktop.systemd1.NoSuchUnit");
+    if (!result.empty() && result != "done")
+        throw error("systemd could not stop " + unit + ": the stop job's result is " + quote(result));
+}
+
+std::string manager::control_group(const std::string& unit) {
+    const bus_api& a = api();
+    // GetUnit answers for loaded units only; a unit we started is loaded while it runs.
+    bus_error err;
+    sd_bus_message* raw_reply = nullptr;
+    sd_bus_message* raw = nullptr;
+    check(a.new_method_call(bus_, &raw, destination, manager_path, manager_iface, "GetUnit"), "D-Bus message");
+    message_ptr m(raw);
+    check(a.append(m.get(), "s", unit.c_str()), "D-Bus message");
+    int r = a.call(bus_, m.get(), 0, &err.e, &raw_reply);
+    message_ptr reply(raw_reply);
+    if (r < 0) throw error("systemd GetUnit " + unit + ": " + err.text(r), -r);
+    const char* path = nullptr;
+    check(a.read(reply.get(), "o", &path), "systemd GetUnit reply");
+    bus_error perr;
+    char* cg = nullptr;
+    const char* iface = ends_with(unit, ".slice") ? "org.freedesktop.systemd1.Slice" : "org.freedesktop.systemd1.Scope";
+    r = a.get_property_string(bus_, destination, path, iface, "ControlGroup", &perr.e, &cg);
+    if (r < 0) throw error("systemd ControlGroup of " + unit + ": " + perr.text(r), -r);
+    std::string out = cg ? cg : "";
+    ::free(cg);
+    return out;
+}
+
+}  // namespace pieces::cgroup::systemd

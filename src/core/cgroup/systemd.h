@@ -1,0 +1,93 @@
+// --systemd-cgroup where systemd runs: the container's cgroup is a transient unit that systemd
+// starts, changes and stops at our request over D-Bus, so that systemd knows the cgroup is taken
+// and leaves it alone. Where systemd does not run, the same cgroupsPath names a cgroupfs path
+// (systemd_to_cgroupfs) and nothing here is used.
+//
+// sd-bus comes from libsystemd.so.0, loaded on first use: a runtime that never sees
+// --systemd-cgroup does not load it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/cgroup/resources.h"
+
+typedef struct sd_bus sd_bus;
+
+namespace pieces::cgroup::systemd {
+
+/// True when systemd is this machine's init: /run/systemd/system is a directory.
+bool booted();
+
+/// The unit a cgroupsPath "slice:prefix:name" stands for: "prefix-name.scope" in `slice`, or a
+/// slice of its own when the name is one ("x.slice", placed in the slice it names by its dashes).
+struct unit_name {
+    std::string unit;
+    std::string slice;  ///< the parent slice ("system.slice" when the path leaves it empty)
+    bool is_slice() const;
+};
+unit_name unit_for(const std::string& cgroups_path, const std::string& id);
+
+/// One unit property as D-Bus carries it: b, t, s, au, ay or a(ss).
+using value = std::variant<bool, uint64_t, std::string, std::vector<uint32_t>, std::vector<uint8_t>,
+                           std::vector<std::pair<std::string, std::string>>>;
+struct property {
+    std::string name;
+    value v;
+    bool operator==(const property&) const = default;
+};
+
+/// linux.resources as unit properties, in the names systemd has for the controllers it manages:
+/// on a host with v1 controllers (v1 or hybrid) MemoryLimit, CPUShares, BlockIOWeight...; on a
+/// pure cgroup2 host MemoryMax, CPUWeight, IOWeight, AllowedCPUs... (with the conversions the
+/// cgroupfs path makes). Devices become DevicePolicy and DeviceAllow. What systemd has no
+/// property for is still written to the cgroup files afterwards.
+std::vector<property> resource_properties(const nlohmann::json& resources, bool unified);
+
+/// Everything a new unit for a container is started with: its description, its slice, the
+/// init's pid and delegation (scopes), no default dependencies, accounting for the controllers
+/// limits need, and resource_properties.
+std::vector<property> unit_properties(const unit_name& name, pid_t init, const std::string& id,
+                                      const nlohmann::json& resources, bool unified);
+
+/// The device rules (devices.allow/deny settings, in order) as DevicePolicy/DeviceAllow: a list
+/// that ends up denying by default becomes "strict" plus what it allows; one that allows by
+/// default becomes "auto" (systemd cannot list exceptions to an allow-all). `proc_devices` is
+/// /proc/devices' text, for the names of whole majors ("char-pts").
+std::vector<property> device_properties(const std::vector<setting>& rules, const std::string& proc_devices);
+
+/// "0-2,4" as the bitmask AllowedCPUs/AllowedMemoryNodes take (bit n of byte n/8).
+std::vector<uint8_t> cpu_mask(const std::string& list, const std::string& where);
+
+/// A connection to systemd's manager: the system bus, or systemd's private socket when no bus
+/// daemon answers.
+class manager {
+public:
+    /// Connects; throws one line naming what failed.
+    static manager connect();
+    manager(manager&& other) noexcept : bus_(std::exchange(other.bus_, nullptr)) {}
+    manager& operator=(manager&&) = delete;
+    ~manager();
+
+    /// Starts a transient unit with `props` and waits for its start job to finish.
+    void start_transient(const std::string& unit, const std::vector<property>& props);
+    /// Changes properties of a running unit (for this boot only).
+    void set_properties(const std::string& unit, const std::vector<property>& props);
+    /// Stops the unit and waits for the stop job; a unit systemd no longer has is fine.
+    void stop(const std::string& unit);
+    /// The unit's ControlGroup ("/system.slice/x.scope"), "" when it has none.
+    std::string control_group(const std::string& unit);
+
+private:
+    explicit manager(sd_bus* bus) : bus_(bus) {}
+    sd_bus* bus_ = nullptr;
+};
+
+}  // namespace pieces::cgroup::systemd
