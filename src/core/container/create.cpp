@@ -103,12 +103,15 @@ created_container create_container(const create_options& opts) {
             proc::spawn_hooks hooks;
             hooks.state_json = [&](pid_t init) { return hook_state(opts.id, "creating", init, bundle, cfg.annotations).dump(); };
             std::vector<cgroup::setting> resources = cg.settings(cfg.linux.resources);
+            bool unified = !cgroup::has_v1_hierarchies(cg.layout());
+            bool via_systemd = opts.systemd_cgroup && cgroup::systemd::booted();
+            // Ours only once systemd has started the unit: a refused unit may be another's.
+            if (via_systemd) cg = cgroup::group();
             hooks.join_cgroup = [&](pid_t init) {
-                if (opts.systemd_cgroup && cgroup::systemd::booted()) {
+                if (via_systemd) {
                     cgroup::systemd::unit_name name =
                         cgroup::systemd::unit_for(cfg.linux.cgroups_path.value_or(""), opts.id);
                     systemd.emplace(cgroup::systemd::manager::connect());
-                    bool unified = !cgroup::has_v1_hierarchies(cg.layout());
                     systemd->start_transient(
                         name.unit, cgroup::systemd::unit_properties(name, init, opts.id, cfg.linux.resources, unified));
                     unit = name.unit;

@@ -1,0 +1,212 @@
+"""--systemd-cgroup against a real systemd: the container's cgroup is a transient unit systemd
+starts, holds the limits of, changes on update and stops on delete.
+
+This host's pid 1 is not systemd, so the runtime under test runs inside a container whose pid 1
+is the host's systemd (systemd_host.py); the cgroups it makes are read back from there and from
+the host. Where systemd does not run, --systemd-cgroup maps to a cgroupfs path instead
+(test_cgroups.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import wait_for
+from systemd_host import MODES, systemd_host  # noqa: F401  (the fixture)
+
+each_mode = pytest.mark.parametrize("systemd_host", MODES, indirect=True)
+hybrid = pytest.mark.parametrize("systemd_host", ["hybrid"], indirect=True)
+
+MiB = 1024 * 1024
+
+
+def run_detached(host, name: str, cgroups_path: str, args=("sleep", "1000"), resources=None):
+    linux = {"cgroupsPath": cgroups_path}
+    if resources is not None:
+        linux["resources"] = resources
+    b = host.bundle_dir(name, args, linux=linux)
+    host.inner("run", "-d", "--bundle", b.path, name)
+    return b
+
+
+def inner_state(host, cid: str) -> dict:
+    return json.loads(host.inner("state", cid).stdout)
+
+
+def show(host, unit: str, *props: str) -> dict:
+    out = host.exec(["systemctl", "show", unit, *[f"--property={p}" for p in props]]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def show_list(host, unit: str, prop: str) -> list[str]:
+    """A list property: systemctl prints one line per entry."""
+    out = host.exec(["systemctl", "show", unit, f"--property={prop}"]).stdout
+    return [line.split("=", 1)[1] for line in out.splitlines() if line.startswith(prop + "=")]
+
+
+def read(host, path: str) -> str:
+    return host.exec(["cat", path]).stdout.strip()
+
+
+def unit_gone(host, unit: str) -> bool:
+    return show(host, unit, "LoadState", "ActiveState") in (
+        {"LoadState": "not-found", "ActiveState": "inactive"},)
+
+
+@each_mode
+def test_the_container_runs_in_a_delegated_scope(systemd_host):
+    host = systemd_host
+    b = run_detached(host, "sc1", "system.slice:puncker:sc1")
+    unit = "puncker-sc1.scope"
+    try:
+        props = show(host, unit, "ActiveState", "ControlGroup", "Delegate", "Slice",
+                     "DefaultDependencies", "Description")
+        assert props == {"ActiveState": "active", "ControlGroup": "/system.slice/puncker-sc1.scope",
+                         "Delegate": "yes", "Slice": "system.slice", "DefaultDependencies": "no",
+                         "Description": "puncker container sc1"}
+        pid = inner_state(host, "sc1")["pid"]
+        cgroups = read(host, f"/proc/{pid}/cgroup").splitlines()
+        assert "0::/system.slice/puncker-sc1.scope" in cgroups
+        if host.mode == "hybrid":
+            # systemd's v1 hierarchies and the ones it leaves alone (freezer) agree.
+            assert any(line.endswith(":name=systemd:/system.slice/puncker-sc1.scope") for line in cgroups)
+            assert any(":freezer:/system.slice/puncker-sc1.scope" in line for line in cgroups), cgroups
+        # systemd knows the process as the scope's.
+        status = host.exec(["systemctl", "status", "--no-pager", unit], check=False).stdout
+        assert f"{pid} sleep 1000" in status
+        # From the host, the directory systemd made holds the container's init.
+        on_host = host.host_cgroup("/system.slice/puncker-sc1.scope")
+        assert on_host.is_dir()
+    finally:
+        host.inner("delete", "--force", "sc1")
+    wait_for(lambda: unit_gone(host, unit), 10, f"{unit} to be gone")
+    assert not host.host_cgroup("/system.slice/puncker-sc1.scope").exists()
+    if host.mode == "hybrid":
+        for hierarchy in ("memory", "freezer", "cpuset", "systemd"):
+            assert not host.host_cgroup("/system.slice/puncker-sc1.scope", hierarchy).exists(), hierarchy
+    assert host.sh("ls /run/puncker 2>/dev/null; true").stdout.split() == []
+    host.remove_bundle(b)
+
+
+@hybrid
+def test_limits_are_unit_properties_and_cgroup_files(systemd_host):
+    host = systemd_host
+    resources = {"memory": {"limit": 64 * MiB},
+                 "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+                 "pids": {"limit": 50}}
+    b = run_detached(host, "lim1", "system.slice:puncker:lim1", resources=resources)
+    unit = "puncker-lim1.scope"
+    scope = "/system.slice/puncker-lim1.scope"
+    try:
+        props = show(host, unit, "MemoryLimit", "CPUShares", "CPUQuotaPerSecUSec",
+                     "CPUQuotaPeriodUSec", "TasksMax", "MemoryAccounting", "TasksAccounting")
+        assert props == {"MemoryLimit": str(64 * MiB), "CPUShares": "512", "CPUQuotaPerSecUSec": "500ms",
+                         "CPUQuotaPeriodUSec": "100ms", "TasksMax": "50", "MemoryAccounting": "yes",
+                         "TasksAccounting": "yes"}
+        assert read(host, f"/sys/fs/cgroup/memory{scope}/memory.limit_in_bytes") == str(64 * MiB)
+        assert read(host, f"/sys/fs/cgroup/cpu{scope}/cpu.shares") == "512"
+        assert read(host, f"/sys/fs/cgroup/cpu{scope}/cpu.cfs_quota_us") == "50000"
+        assert read(host, f"/sys/fs/cgroup/pids{scope}/pids.max") == "50"
+        # systemd has no v1 cpuset: the file is written all the same.
+        assert read(host, f"/sys/fs/cgroup/cpuset{scope}/cpuset.cpus") == "0"
+
+        # update goes to systemd too: a daemon-reload, which re-applies what systemd holds,
+        # keeps the new values.
+        host.inner("update", "--memory", str(128 * MiB), "--pids-limit", "80", "lim1")
+        assert show(host, unit, "MemoryLimit", "TasksMax") == {"MemoryLimit": str(128 * MiB), "TasksMax": "80"}
+        host.exec(["systemctl", "daemon-reload"])
+        assert read(host, f"/sys/fs/cgroup/memory{scope}/memory.limit_in_bytes") == str(128 * MiB)
+        assert read(host, f"/sys/fs/cgroup/pids{scope}/pids.max") == "80"
+
+        # pause and resume still go through the cgroup (the freezer, which systemd leaves alone).
+        host.inner("pause", "lim1")
+        assert inner_state(host, "lim1")["status"] == "paused"
+        host.inner("resume", "lim1")
+        assert inner_state(host, "lim1")["status"] == "running"
+    finally:
+        host.inner("delete", "--force", "lim1")
+        host.remove_bundle(b)
+    wait_for(lambda: unit_gone(host, unit), 10, f"{unit} to be gone")
+
+
+@hybrid
+def test_device_rules_become_a_strict_device_policy(systemd_host):
+    host = systemd_host
+    devices = [{"allow": False, "access": "rwm"},
+               {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
+    b = run_detached(host, "dev1", "system.slice:puncker:dev1", resources={"devices": devices})
+    unit = "puncker-dev1.scope"
+    try:
+        assert show(host, unit, "DevicePolicy") == {"DevicePolicy": "strict"}
+        allowed = show_list(host, unit, "DeviceAllow")
+        assert "/dev/char/1:3 rwm" in allowed and "char-pts rwm" in allowed, allowed
+        listed = read(host, "/sys/fs/cgroup/devices/system.slice/puncker-dev1.scope/devices.list").splitlines()
+        assert "c 1:3 rwm" in listed and "a *:* rwm" not in listed, listed
+        # Enforced: /dev/null opens, a device nothing allowed does not.
+        pid = inner_state(host, "dev1")["pid"]
+        res = host.inner("exec", "dev1", "sh", "-c",
+                         "echo x > /dev/null && mknod /tmp/loop b 7 0 && head -c1 /tmp/loop",
+                         check=False)
+        assert res.returncode != 0 and "Operation not permitted" in res.stderr, res
+        assert pid > 0
+    finally:
+        host.inner("delete", "--force", "dev1")
+        host.remove_bundle(b)
+
+
+@each_mode
+def test_a_unit_systemd_refuses_fails_create_and_leaves_nothing(systemd_host):
+    host = systemd_host
+    first = run_detached(host, "dup1", "system.slice:puncker:dup")
+    try:
+        second = host.bundle_dir("dup2", ["sleep", "1000"], linux={"cgroupsPath": "system.slice:puncker:dup"})
+        res = host.inner("run", "-d", "--bundle", second.path, "dup2", check=False)
+        assert res.returncode != 0
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "puncker-dup.scope" in lines[0], res
+        assert host.inner("state", "dup2", check=False).returncode != 0
+        assert "dup2" not in host.sh("ls /run/puncker").stdout.split()
+        assert host.sh("ps -o args | grep -c '^sleep 1000$'").stdout.strip() == "1"
+        # The first container's unit was not taken away.
+        assert show(host, "puncker-dup.scope", "ActiveState") == {"ActiveState": "active"}
+        assert inner_state(host, "dup1")["status"] == "running"
+        host.remove_bundle(second)
+    finally:
+        host.inner("delete", "--force", "dup1")
+        host.remove_bundle(first)
+
+
+@each_mode
+def test_a_slice_name_makes_a_slice_unit_the_init_joins(systemd_host):
+    host = systemd_host
+    b = run_detached(host, "sl1", "system.slice::system-puncker.slice")
+    try:
+        props = show(host, "system-puncker.slice", "ActiveState", "ControlGroup")
+        assert props == {"ActiveState": "active", "ControlGroup": "/system.slice/system-puncker.slice"}
+        pid = inner_state(host, "sl1")["pid"]
+        assert "0::/system.slice/system-puncker.slice" in read(host, f"/proc/{pid}/cgroup").splitlines()
+    finally:
+        res = host.inner("delete", "--force", "sl1")
+        host.remove_bundle(b)
+    assert res.stderr == ""
+    # A slice systemd also knows by its name alone stays loaded, stopped.
+    wait_for(lambda: show(host, "system-puncker.slice", "ActiveState") == {"ActiveState": "inactive"}, 10,
+             "the slice to be stopped")
+
+
+@hybrid
+def test_without_a_bus_daemon_systemd_is_reached_on_its_private_socket(systemd_host):
+    host = systemd_host
+    host.exec(["systemctl", "stop", "dbus.socket", "dbus.service"])
+    try:
+        assert host.exec(["busctl", "--system", "status"], check=False).returncode != 0
+        b = run_detached(host, "nobus1", "system.slice:puncker:nobus1")
+        try:
+            assert show(host, "puncker-nobus1.scope", "ActiveState") == {"ActiveState": "active"}
+        finally:
+            host.inner("delete", "--force", "nobus1")
+            host.remove_bundle(b)
+        wait_for(lambda: unit_gone(host, "puncker-nobus1.scope"), 10, "the scope to be gone")
+    finally:
+        host.exec(["systemctl", "start", "dbus.socket", "dbus.service"])
