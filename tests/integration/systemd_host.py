@@ -60,7 +60,7 @@ from typing import Callable, Iterable, Iterator
 
 import pytest
 
-from conftest import (CAPS, DEFAULT_TIMEOUT, PATH_ENV, Result, _recv_fd, cgroup_dirs_named,
+from conftest import (Bundle, CAPS, DEFAULT_TIMEOUT, PATH_ENV, Result, _recv_fd, cgroup_dirs_named,
                       deep_merge, default_config, mounts_under, processes_in_cgroup_named,
                       processes_naming, processes_rooted_at, reap_zombie_children, remove_tree)
 
@@ -128,27 +128,18 @@ MASKED_UNITS = [
 
 
 @dataclass
-class InnerBundle:
+class InnerBundle(Bundle):
     """A bundle the inner puncker can run: `path` inside the systemd container, `host_path` here."""
 
-    path: str
-    host_path: Path
-    config: dict
+    host_path: Path = Path()
 
     @property
     def rootfs(self) -> Path:
         return self.host_path / "rootfs"
 
-    def write(self) -> "InnerBundle":
-        (self.host_path / "config.json").write_text(json.dumps(self.config, indent=2))
-        return self
-
-    def update(self, fn: Callable[[dict], object] | None = None, **overrides) -> "InnerBundle":
-        """Change the config (deep-merging overrides, then calling fn) and rewrite it."""
-        deep_merge(self.config, overrides)
-        if fn is not None:
-            fn(self.config)
-        return self.write()
+    @property
+    def config_path(self) -> Path:
+        return self.host_path / "config.json"
 
 
 class SystemdHost:
@@ -274,7 +265,7 @@ class SystemdHost:
         deep_merge(config, overrides)
         if mutate is not None:
             mutate(config)
-        return InnerBundle(f"{self.bundles}/{name}", host, config).write()
+        return InnerBundle(f"{self.bundles}/{name}", config, host).write()
 
     def remove_bundle(self, b: InnerBundle) -> None:
         remove_tree(b.host_path)

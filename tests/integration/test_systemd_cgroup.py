@@ -8,6 +8,7 @@ the host. Where systemd does not run, --systemd-cgroup maps to a cgroupfs path i
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -21,13 +22,20 @@ hybrid = pytest.mark.parametrize("systemd_host", ["hybrid"], indirect=True)
 MiB = 1024 * 1024
 
 
-def run_detached(host, name: str, cgroups_path: str, args=("sleep", "1000"), resources=None):
+@contextlib.contextmanager
+def container(host, name: str, cgroups_path: str, resources=None):
+    """A `sleep` container run detached with --systemd-cgroup, force-deleted afterwards."""
     linux = {"cgroupsPath": cgroups_path}
     if resources is not None:
         linux["resources"] = resources
-    b = host.bundle_dir(name, args, linux=linux)
-    host.inner("run", "-d", "--bundle", b.path, name)
-    return b
+    b = host.bundle_dir(name, ["sleep", "1000"], linux=linux)
+    try:
+        host.inner("run", "-d", "--bundle", b.path, name)
+        yield b
+    finally:
+        res = host.inner("delete", "--force", name)
+        host.remove_bundle(b)
+    assert res.stderr == "", res
 
 
 def inner_state(host, cid: str) -> dict:
@@ -57,9 +65,8 @@ def unit_gone(host, unit: str) -> bool:
 @each_mode
 def test_the_container_runs_in_a_delegated_scope(systemd_host):
     host = systemd_host
-    b = run_detached(host, "sc1", "system.slice:puncker:sc1")
     unit = "puncker-sc1.scope"
-    try:
+    with container(host, "sc1", "system.slice:puncker:sc1"):
         props = show(host, unit, "ActiveState", "ControlGroup", "Delegate", "Slice",
                      "DefaultDependencies", "Description")
         assert props == {"ActiveState": "active", "ControlGroup": "/system.slice/puncker-sc1.scope",
@@ -76,17 +83,13 @@ def test_the_container_runs_in_a_delegated_scope(systemd_host):
         status = host.exec(["systemctl", "status", "--no-pager", unit], check=False).stdout
         assert f"{pid} sleep 1000" in status
         # From the host, the directory systemd made holds the container's init.
-        on_host = host.host_cgroup("/system.slice/puncker-sc1.scope")
-        assert on_host.is_dir()
-    finally:
-        host.inner("delete", "--force", "sc1")
+        assert host.host_cgroup("/system.slice/puncker-sc1.scope").is_dir()
     wait_for(lambda: unit_gone(host, unit), 10, f"{unit} to be gone")
     assert not host.host_cgroup("/system.slice/puncker-sc1.scope").exists()
     if host.mode == "hybrid":
         for hierarchy in ("memory", "freezer", "cpuset", "systemd"):
             assert not host.host_cgroup("/system.slice/puncker-sc1.scope", hierarchy).exists(), hierarchy
     assert host.sh("ls /run/puncker 2>/dev/null; true").stdout.split() == []
-    host.remove_bundle(b)
 
 
 @hybrid
@@ -95,10 +98,9 @@ def test_limits_are_unit_properties_and_cgroup_files(systemd_host):
     resources = {"memory": {"limit": 64 * MiB},
                  "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
                  "pids": {"limit": 50}}
-    b = run_detached(host, "lim1", "system.slice:puncker:lim1", resources=resources)
     unit = "puncker-lim1.scope"
     scope = "/system.slice/puncker-lim1.scope"
-    try:
+    with container(host, "lim1", "system.slice:puncker:lim1", resources):
         props = show(host, unit, "MemoryLimit", "CPUShares", "CPUQuotaPerSecUSec",
                      "CPUQuotaPeriodUSec", "TasksMax", "MemoryAccounting", "TasksAccounting")
         assert props == {"MemoryLimit": str(64 * MiB), "CPUShares": "512", "CPUQuotaPerSecUSec": "500ms",
@@ -124,9 +126,6 @@ def test_limits_are_unit_properties_and_cgroup_files(systemd_host):
         assert inner_state(host, "lim1")["status"] == "paused"
         host.inner("resume", "lim1")
         assert inner_state(host, "lim1")["status"] == "running"
-    finally:
-        host.inner("delete", "--force", "lim1")
-        host.remove_bundle(b)
     wait_for(lambda: unit_gone(host, unit), 10, f"{unit} to be gone")
 
 
@@ -135,31 +134,24 @@ def test_device_rules_become_a_strict_device_policy(systemd_host):
     host = systemd_host
     devices = [{"allow": False, "access": "rwm"},
                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]
-    b = run_detached(host, "dev1", "system.slice:puncker:dev1", resources={"devices": devices})
     unit = "puncker-dev1.scope"
-    try:
+    with container(host, "dev1", "system.slice:puncker:dev1", {"devices": devices}):
         assert show(host, unit, "DevicePolicy") == {"DevicePolicy": "strict"}
         allowed = show_list(host, unit, "DeviceAllow")
         assert "/dev/char/1:3 rwm" in allowed and "char-pts rwm" in allowed, allowed
         listed = read(host, "/sys/fs/cgroup/devices/system.slice/puncker-dev1.scope/devices.list").splitlines()
         assert "c 1:3 rwm" in listed and "a *:* rwm" not in listed, listed
         # Enforced: /dev/null opens, a device nothing allowed does not.
-        pid = inner_state(host, "dev1")["pid"]
         res = host.inner("exec", "dev1", "sh", "-c",
                          "echo x > /dev/null && mknod /tmp/loop b 7 0 && head -c1 /tmp/loop",
                          check=False)
         assert res.returncode != 0 and "Operation not permitted" in res.stderr, res
-        assert pid > 0
-    finally:
-        host.inner("delete", "--force", "dev1")
-        host.remove_bundle(b)
 
 
 @each_mode
 def test_a_unit_systemd_refuses_fails_create_and_leaves_nothing(systemd_host):
     host = systemd_host
-    first = run_detached(host, "dup1", "system.slice:puncker:dup")
-    try:
+    with container(host, "dup1", "system.slice:puncker:dup"):
         second = host.bundle_dir("dup2", ["sleep", "1000"], linux={"cgroupsPath": "system.slice:puncker:dup"})
         res = host.inner("run", "-d", "--bundle", second.path, "dup2", check=False)
         assert res.returncode != 0
@@ -168,28 +160,21 @@ def test_a_unit_systemd_refuses_fails_create_and_leaves_nothing(systemd_host):
         assert host.inner("state", "dup2", check=False).returncode != 0
         assert "dup2" not in host.sh("ls /run/puncker").stdout.split()
         assert host.sh("ps -o args | grep -c '^sleep 1000$'").stdout.strip() == "1"
-        # The first container's unit was not taken away.
+        # The first container's unit and cgroup were not taken away.
         assert show(host, "puncker-dup.scope", "ActiveState") == {"ActiveState": "active"}
         assert inner_state(host, "dup1")["status"] == "running"
+        assert host.host_cgroup("/system.slice/puncker-dup.scope").is_dir()
         host.remove_bundle(second)
-    finally:
-        host.inner("delete", "--force", "dup1")
-        host.remove_bundle(first)
 
 
 @each_mode
 def test_a_slice_name_makes_a_slice_unit_the_init_joins(systemd_host):
     host = systemd_host
-    b = run_detached(host, "sl1", "system.slice::system-puncker.slice")
-    try:
+    with container(host, "sl1", "system.slice::system-puncker.slice"):
         props = show(host, "system-puncker.slice", "ActiveState", "ControlGroup")
         assert props == {"ActiveState": "active", "ControlGroup": "/system.slice/system-puncker.slice"}
         pid = inner_state(host, "sl1")["pid"]
         assert "0::/system.slice/system-puncker.slice" in read(host, f"/proc/{pid}/cgroup").splitlines()
-    finally:
-        res = host.inner("delete", "--force", "sl1")
-        host.remove_bundle(b)
-    assert res.stderr == ""
     # A slice systemd also knows by its name alone stays loaded, stopped.
     wait_for(lambda: show(host, "system-puncker.slice", "ActiveState") == {"ActiveState": "inactive"}, 10,
              "the slice to be stopped")
@@ -201,12 +186,8 @@ def test_without_a_bus_daemon_systemd_is_reached_on_its_private_socket(systemd_h
     host.exec(["systemctl", "stop", "dbus.socket", "dbus.service"])
     try:
         assert host.exec(["busctl", "--system", "status"], check=False).returncode != 0
-        b = run_detached(host, "nobus1", "system.slice:puncker:nobus1")
-        try:
+        with container(host, "nobus1", "system.slice:puncker:nobus1"):
             assert show(host, "puncker-nobus1.scope", "ActiveState") == {"ActiveState": "active"}
-        finally:
-            host.inner("delete", "--force", "nobus1")
-            host.remove_bundle(b)
         wait_for(lambda: unit_gone(host, "puncker-nobus1.scope"), 10, "the scope to be gone")
     finally:
         host.exec(["systemctl", "start", "dbus.socket", "dbus.service"])

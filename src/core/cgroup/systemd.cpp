@@ -1,6 +1,5 @@
 #include "core/cgroup/systemd.h"
 
-#include <dlfcn.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -11,6 +10,7 @@
 #include <memory>
 #include <sstream>
 
+#include "core/base/dynamic_library.h"
 #include "core/base/error.h"
 #include "core/base/fs.h"
 #include "core/cgroup/device_filter.h"
@@ -51,37 +51,29 @@ struct bus_api {
     int (*get_property_string)(sd_bus*, const char*, const char*, const char*, const char*, sd_bus_error*, char**);
 };
 
-template <typename Fn>
-void resolve(void* lib, Fn& slot, const char* name) {
-    void* sym = ::dlsym(lib, name);
-    if (!sym) throw error(std::string("libsystemd: no symbol ") + name);
-    slot = reinterpret_cast<Fn>(sym);
-}
-
 bus_api load() {
-    void* lib = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) throw error(std::string("--systemd-cgroup needs libsystemd to reach systemd: ") + ::dlerror());
+    void* lib = open_library("libsystemd.so.0", "--systemd-cgroup needs libsystemd to reach systemd");
     bus_api a{};
-    resolve(lib, a.open_system, "sd_bus_open_system");
-    resolve(lib, a.bus_new, "sd_bus_new");
-    resolve(lib, a.set_address, "sd_bus_set_address");
-    resolve(lib, a.start, "sd_bus_start");
-    resolve(lib, a.flush_close_unref, "sd_bus_flush_close_unref");
-    resolve(lib, a.new_method_call, "sd_bus_message_new_method_call");
-    resolve(lib, a.append, "sd_bus_message_append");
-    resolve(lib, a.append_array, "sd_bus_message_append_array");
-    resolve(lib, a.open_container, "sd_bus_message_open_container");
-    resolve(lib, a.close_container, "sd_bus_message_close_container");
-    resolve(lib, a.call, "sd_bus_call");
-    resolve(lib, a.read, "sd_bus_message_read");
-    resolve(lib, a.message_unref, "sd_bus_message_unref");
-    resolve(lib, a.error_free, "sd_bus_error_free");
-    resolve(lib, a.error_has_name, "sd_bus_error_has_name");
-    resolve(lib, a.match_signal, "sd_bus_match_signal");
-    resolve(lib, a.slot_unref, "sd_bus_slot_unref");
-    resolve(lib, a.process, "sd_bus_process");
-    resolve(lib, a.wait, "sd_bus_wait");
-    resolve(lib, a.get_property_string, "sd_bus_get_property_string");
+    resolve_symbol(lib, a.open_system, "sd_bus_open_system", "libsystemd");
+    resolve_symbol(lib, a.bus_new, "sd_bus_new", "libsystemd");
+    resolve_symbol(lib, a.set_address, "sd_bus_set_address", "libsystemd");
+    resolve_symbol(lib, a.start, "sd_bus_start", "libsystemd");
+    resolve_symbol(lib, a.flush_close_unref, "sd_bus_flush_close_unref", "libsystemd");
+    resolve_symbol(lib, a.new_method_call, "sd_bus_message_new_method_call", "libsystemd");
+    resolve_symbol(lib, a.append, "sd_bus_message_append", "libsystemd");
+    resolve_symbol(lib, a.append_array, "sd_bus_message_append_array", "libsystemd");
+    resolve_symbol(lib, a.open_container, "sd_bus_message_open_container", "libsystemd");
+    resolve_symbol(lib, a.close_container, "sd_bus_message_close_container", "libsystemd");
+    resolve_symbol(lib, a.call, "sd_bus_call", "libsystemd");
+    resolve_symbol(lib, a.read, "sd_bus_message_read", "libsystemd");
+    resolve_symbol(lib, a.message_unref, "sd_bus_message_unref", "libsystemd");
+    resolve_symbol(lib, a.error_free, "sd_bus_error_free", "libsystemd");
+    resolve_symbol(lib, a.error_has_name, "sd_bus_error_has_name", "libsystemd");
+    resolve_symbol(lib, a.match_signal, "sd_bus_match_signal", "libsystemd");
+    resolve_symbol(lib, a.slot_unref, "sd_bus_slot_unref", "libsystemd");
+    resolve_symbol(lib, a.process, "sd_bus_process", "libsystemd");
+    resolve_symbol(lib, a.wait, "sd_bus_wait", "libsystemd");
+    resolve_symbol(lib, a.get_property_string, "sd_bus_get_property_string", "libsystemd");
     return a;
 }
 
