@@ -4,7 +4,7 @@
     report.py TMPDIR OUT.md OUT.png
 
 Reads (all optional but meta.json): meta.json, notes.jsonl, caseN.json (hyperfine
---export-json for cases 1, 2, 3, 5, 6, 8; case7-run.json and case7-build.json for case 7's two
+--export-json for cases 1, 2, 3, 5, 6, 8, 9; case7-run.json and case7-build.json for case 7's two
 tables), case4.json (peak RSS samples, memory-limit findings), case7.json and case8-setup.json (the
 set-up of cases 7 and 8). Standard library only; the chart is drawn by gnuplot (pngcairo).
 """
@@ -115,6 +115,17 @@ CASES = {
         "target_text": "no numeric target in the issue",
         "subject": "pieces",
         "peer": "podman",
+    },
+    9: {
+        "title": "Case 9: `run` of /bin/true with `--systemd-cgroup` under systemd",
+        "short": "9. run --systemd-cgroup",
+        "how": "This machine's pid 1 is not systemd, so `bench/lib/case9.py` boots the host's systemd 252 as pid 1 of a "
+               "puncker container (hybrid cgroups, dbus-daemon as the system bus; tests/integration/systemd_host.py) and "
+               "runs hyperfine `-N` inside it: `R --systemd-cgroup --root DIR run -b BUNDLE c9` with cgroupsPath "
+               "`system.slice:bench:c9`, so every run asks systemd over D-Bus for a transient scope and stops it again; "
+               "`--prepare` force-deletes leftovers.",
+        "target": None,
+        "target_text": "no numeric target in the issue",
     },
 }
 
@@ -388,7 +399,8 @@ def write_md(tmp, out_md):
     L.append(f"- podman: {meta.get('podman', 'not used (case 7 not run)')}; buildah: {meta.get('buildah', 'not used (case 7 not run)')}")
     L.append(f"- hyperfine: {meta.get('hyperfine', '?')}; warm-up {meta.get('warmup', '?')} runs per contender, "
              f"{meta.get('runs', '?')} timed runs (case 5: {meta.get('runs_conc', '?')}, case 6: {meta.get('runs_docker', '?')}, "
-             f"case 7: {meta.get('runs_pieces', '?')}, case 8: {meta.get('runs_pull', '?')})")
+             f"case 7: {meta.get('runs_pieces', '?')}, case 8: {meta.get('runs_pull', '?')}, "
+             f"case 9: {meta.get('runs_systemd', '?')})")
     L.append(f"- Cases run: {meta.get('cases', '?') or 'none'}")
     L.append("- Bundle: busybox-static rootfs, config from `runc spec` with terminal false, ociVersion 1.0.2 "
              "(crun 1.8 rejects 1.2.0), read-only root; the same config.json for every runtime, each runtime "
@@ -410,6 +422,7 @@ def write_md(tmp, out_md):
     c8 = load_json(os.path.join(tmp, "case8-setup.json"), {})
     extra = {k: c8.get(k) or "?" for k in ("registry", "layers", "bytes", "layer_mb", "skopeo", "umoci")}
     results[8] = hf_section(8, CASES[8], hf_results(tmp, 8), notes, meta, L, extra)
+    results[9] = hf_section(9, CASES[9], hf_results(tmp, 9), notes, meta, L)
 
     # summary of targets
     L.append("## Targets at a glance")
@@ -485,7 +498,7 @@ def write_png(tmp, out_png, meta, notes, results, c4):
         return False
     panels = []  # (title, ylabel, rows) with rows = (label, value, low, high, color, text)
     conc = meta.get("conc", "50")
-    for case in (1, 2, 3, 4, 5, 6, "7-run", "7-build", 8):
+    for case in (1, 2, 3, 4, 5, 6, "7-run", "7-build", 8, 9):
         spec = CASES.get(case, {})
         if case == 4:
             if not c4:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks puncker side by side with crun and runc, pieces with docker, podman and buildah
-# (issue #3), and pieces' pull with podman's and skopeo's (issue #8).
+# (issue #3), pieces' pull with podman's and skopeo's (issue #8), and run with --systemd-cgroup
+# under a real systemd (issue #5).
 #
-#   bench/run.sh                 all cases (1-8)
+#   bench/run.sh                 all cases (1-9)
 #   bench/run.sh case1 case4     only these cases ("4" works too)
 #   BENCH_CASES="1 2" bench/run.sh
 #   BENCH_SKIP_DOCKER=1 bench/run.sh   everything but cases 6 and 7
@@ -23,6 +24,7 @@ RUNS_CONC=${BENCH_RUNS_CONC:-5}    # timed runs for case 5
 RUNS_DOCKER=${BENCH_RUNS_DOCKER:-15}  # timed runs for case 6
 RUNS_PIECES=${BENCH_RUNS_PIECES:-20}  # timed runs for case 7 (run --rm, and cached rebuild)
 RUNS_PULL=${BENCH_RUNS_PULL:-10}   # timed runs for case 8 (each a pull into an empty store)
+RUNS_SYSTEMD=${BENCH_RUNS_SYSTEMD:-50}  # timed runs for case 9
 C8_LAYERS=${BENCH_PULL_LAYERS:-3}  # case 8: random-data layers on top of the busybox one
 C8_LAYER_MB=${BENCH_PULL_LAYER_MB:-4}  # case 8: MiB of random data in each
 CONC=${BENCH_CONCURRENCY:-50}      # containers at once in case 5
@@ -37,15 +39,15 @@ die() { log "error: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (containers, cgroups and dockerd need it)"
 
 # ---------------------------------------------------------------- which cases
-all_cases="1 2 3 4 5 6 7 8"
+all_cases="1 2 3 4 5 6 7 8 9"
 sel=""
 if (($#)); then
   for a in "$@"; do
     case $a in
       all) sel="$all_cases" ;;
-      case[1-8] | [1-8]) sel="$sel ${a#case}" ;;
+      case[1-9] | [1-9]) sel="$sel ${a#case}" ;;
       -h | --help) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-      *) die "unknown argument '$a' (expected case1..case8, 1..8 or all)" ;;
+      *) die "unknown argument '$a' (expected case1..case9, 1..9 or all)" ;;
     esac
   done
 else
@@ -67,6 +69,7 @@ done
 if want 6 || want 7; then have_pkg docker.io || need_pkgs+=(docker.io); fi
 if want 7; then for p in podman buildah conmon; do have_pkg "$p" || need_pkgs+=("$p"); done; fi
 if want 8; then for p in docker-registry skopeo podman conmon umoci; do have_pkg "$p" || need_pkgs+=("$p"); done; fi
+if want 9; then for p in systemd dbus python3-pytest; do have_pkg "$p" || need_pkgs+=("$p"); done; fi
 if ((${#need_pkgs[@]})); then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -225,7 +228,7 @@ jq -n \
   --arg hyperfine "$(ver hyperfine --version)" \
   --arg cases "$sel" \
   --arg warmup "$WARMUP" --arg runs "$RUNS" --arg runs_conc "$RUNS_CONC" \
-  --arg runs_docker "$RUNS_DOCKER" --arg runs_pieces "$RUNS_PIECES" --arg runs_pull "$RUNS_PULL" --arg conc "$CONC" \
+  --arg runs_docker "$RUNS_DOCKER" --arg runs_pieces "$RUNS_PIECES" --arg runs_pull "$RUNS_PULL" --arg runs_systemd "$RUNS_SYSTEMD" --arg conc "$CONC" \
   --arg rss_runs "$RSS_RUNS" \
   --arg mem_floor_kib "$MEM_FLOOR_KIB" \
   '$ARGS.named' >"$TMPR/meta.json"
@@ -754,6 +757,27 @@ case8() {
     --arg registry "$(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null)" \
     --arg skopeo "$(ver skopeo --version)" --arg umoci "$(ver umoci --version)" '$ARGS.named' >"$TMPR/case8-setup.json"
   case8_clean
+}
+
+# ---------------------------------------------------------------- case 9: --systemd-cgroup under systemd
+# This machine's pid 1 is not systemd: bench/lib/case9.py boots the host's systemd as pid 1 of
+# a puncker container and runs hyperfine in there, each runtime making a transient scope over
+# D-Bus for every container (see that script).
+case9() {
+  local rts=() r
+  for r in "${RUNTIMES[@]}"; do [ "$r" = puncker ] || rts+=(--runtime "$r=${BIN[$r]}"); done
+  "$PY" "$BENCH/lib/case9.py" --puncker "$PUNCKER" "${rts[@]}" --bundle "$B_TRUE" \
+    --out "$TMPR/case9.json" --warmup "$WARMUP" --runs "$RUNS_SYSTEMD" >"$TMPR/case9.log" 2>&1 || {
+    note 9 all failed "bench/lib/case9.py failed: $(last_line "$TMPR/case9.log")"
+    log "case 9: failed, see $TMPR/case9.log"
+    return 0
+  }
+  # a runtime that failed its trial run is left out there, with its error on a line of its own
+  while IFS= read -r line; do
+    r=${line#case 9: }; r=${r%% failed*}
+    note 9 "$r" failed "${line#*: }"
+  done < <(grep -E '^case 9: [^ ]+ failed' "$TMPR/case9.log" || true)
+  grep -E '^\s+([0-9.]+ ± [0-9.]+ times faster|Time \(mean|Benchmark)' "$TMPR/case9.log" | sed 's/^/    /' >&2 || true
 }
 
 # ---------------------------------------------------------------- run
