@@ -191,3 +191,16 @@ def test_without_a_bus_daemon_systemd_is_reached_on_its_private_socket(systemd_h
         wait_for(lambda: unit_gone(host, "puncker-nobus1.scope"), 10, "the scope to be gone")
     finally:
         host.exec(["systemctl", "start", "dbus.socket", "dbus.service"])
+
+
+@hybrid
+def test_a_failed_unit_of_the_same_name_is_reset_and_reused(systemd_host):
+    host = systemd_host
+    unit = "puncker-rf1.scope"
+    # A scope that ends by timeout stays loaded as failed, and would refuse the name.
+    host.exec(["systemd-run", "--scope", f"--unit={unit}", "--property=RuntimeMaxSec=1", "sleep", "30"],
+              check=False, timeout=30)
+    assert show(host, unit, "ActiveState") == {"ActiveState": "failed"}
+    with container(host, "rf1", "system.slice:puncker:rf1"):
+        props = show(host, unit, "ActiveState", "Description")
+        assert props == {"ActiveState": "active", "Description": "puncker container rf1"}

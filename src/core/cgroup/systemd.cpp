@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "core/base/dynamic_library.h"
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/procfs.h"
 #include "core/cgroup/device_filter.h"
 
 namespace pieces::cgroup::systemd {
@@ -43,8 +45,8 @@ struct bus_api {
     sd_bus_message* (*message_unref)(sd_bus_message*);
     void (*error_free)(sd_bus_error*);
     int (*error_has_name)(const sd_bus_error*, const char*);
-    int (*match_signal)(sd_bus*, sd_bus_slot**, const char*, const char*, const char*, const char*,
-                        sd_bus_message_handler_t, void*);
+    int (*match_signal_async)(sd_bus*, sd_bus_slot**, const char*, const char*, const char*, const char*,
+                              sd_bus_message_handler_t, sd_bus_message_handler_t, void*);
     sd_bus_slot* (*slot_unref)(sd_bus_slot*);
     int (*process)(sd_bus*, sd_bus_message**);
     int (*wait)(sd_bus*, uint64_t);
@@ -69,7 +71,7 @@ bus_api load() {
     resolve_symbol(lib, a.message_unref, "sd_bus_message_unref", "libsystemd");
     resolve_symbol(lib, a.error_free, "sd_bus_error_free", "libsystemd");
     resolve_symbol(lib, a.error_has_name, "sd_bus_error_has_name", "libsystemd");
-    resolve_symbol(lib, a.match_signal, "sd_bus_match_signal", "libsystemd");
+    resolve_symbol(lib, a.match_signal_async, "sd_bus_match_signal_async", "libsystemd");
     resolve_symbol(lib, a.slot_unref, "sd_bus_slot_unref", "libsystemd");
     resolve_symbol(lib, a.process, "sd_bus_process", "libsystemd");
     resolve_symbol(lib, a.wait, "sd_bus_wait", "libsystemd");
@@ -219,6 +221,15 @@ uint64_t quota_per_sec(int64_t quota, int64_t period) {
 bool booted() {
     struct stat st {};
     return ::lstat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool holds(pid_t pid, const std::string& path) {
+    std::string v1;
+    for (const procfs::cgroup_membership& c : procfs::cgroups(std::to_string(pid))) {
+        if (c.hierarchy == 0 && c.controllers.empty()) return c.path == path;
+        if (c.controllers == "name=systemd") v1 = c.path;
+    }
+    return !v1.empty() && v1 == path;
 }
 
 bool unit_name::is_slice() const { return ends_with(unit, ".slice"); }
@@ -386,6 +397,12 @@ std::vector<property> unit_properties(const unit_name& name, pid_t init, const s
     return out;
 }
 
+manager& manager::connection() {
+    static std::optional<manager> shared;
+    if (!shared) shared.emplace(connect());
+    return *shared;
+}
+
 manager manager::connect() {
     const bus_api& a = api();
     sd_bus* bus = nullptr;
@@ -420,8 +437,11 @@ std::string call_job(sd_bus* bus, const char* method, const std::string& unit, F
     const bus_api& a = api();
     job_wait wait;
     sd_bus_slot* raw_slot = nullptr;
-    // Listening before asking: the job may be over before the reply reaches us.
-    check(a.match_signal(bus, &raw_slot, destination, manager_path, manager_iface, "JobRemoved", on_job_removed, &wait),
+    // Listening before asking, since the job may be over before the reply reaches us. The bus
+    // daemon takes the match before the call that follows it on the same connection, so its
+    // reply need not be waited for.
+    check(a.match_signal_async(bus, &raw_slot, destination, manager_path, manager_iface, "JobRemoved", on_job_removed,
+                               nullptr, &wait),
           "listen for systemd's JobRemoved");
     slot_ptr slot(raw_slot);
     sd_bus_message* raw = nullptr;
@@ -457,12 +477,35 @@ std::string call_job(sd_bus* bus, const char* method, const std::string& unit, F
 }  // namespace
 
 void manager::start_transient(const std::string& unit, const std::vector<property>& props) {
-    std::string result = call_job(bus_, "StartTransientUnit", unit, [&](sd_bus_message* m) {
-        check(api().append(m, "ss", unit.c_str(), "replace"), "D-Bus message");
-        append_properties(m, props);
-        check(api().append(m, "a(sa(sv))", 0), "D-Bus message");
-    });
+    auto start = [&](const char* tolerated) {
+        return call_job(
+            bus_, "StartTransientUnit", unit,
+            [&](sd_bus_message* m) {
+                check(api().append(m, "ss", unit.c_str(), "replace"), "D-Bus message");
+                append_properties(m, props);
+                check(api().append(m, "a(sa(sv))", 0), "D-Bus message");
+            },
+            tolerated);
+    };
+    std::string result = start("org.freedesktop.systemd1.UnitExists");
+    if (result.empty()) {
+        // A unit of that name that ended badly stays loaded until its failure is reset (an
+        // earlier container with the same name that was OOM-killed, say); one still running
+        // is left alone and refuses the name again.
+        reset_failed(unit);
+        result = start(nullptr);
+    }
     if (result != "done") throw error("systemd could not start " + unit + ": the start job's result is " + quote(result));
+}
+
+void manager::reset_failed(const std::string& unit) {
+    const bus_api& a = api();
+    sd_bus_message* raw = nullptr;
+    check(a.new_method_call(bus_, &raw, destination, manager_path, manager_iface, "ResetFailedUnit"), "D-Bus message");
+    message_ptr m(raw);
+    check(a.append(m.get(), "s", unit.c_str()), "D-Bus message");
+    bus_error err;
+    a.call(bus_, m.get(), 0, &err.e, nullptr);  // a unit that has not failed has nothing to reset
 }
 
 void manager::set_properties(const std::string& unit, const std::vector<property>& props) {

@@ -26,6 +26,10 @@ namespace pieces::cgroup::systemd {
 /// True when systemd is this machine's init: /run/systemd/system is a directory.
 bool booted();
 
+/// True when `pid` sits in cgroup `path` of the hierarchy systemd tracks units in (cgroup2,
+/// else the v1 name=systemd one), as /proc/PID/cgroup shows it.
+bool holds(pid_t pid, const std::string& path);
+
 /// The unit a cgroupsPath "slice:prefix:name" stands for: "prefix-name.scope" in `slice`, or a
 /// slice of its own when the name is one ("x.slice", placed in the slice it names by its dashes).
 struct unit_name {
@@ -70,16 +74,20 @@ std::vector<uint8_t> cpu_mask(const std::string& list, const std::string& where)
 /// daemon answers.
 class manager {
 public:
-    /// Connects; throws one line naming what failed.
-    static manager connect();
+    /// This process's connection, made on first use (a `run` creates and deletes over one);
+    /// throws one line naming what failed.
+    static manager& connection();
     manager(manager&& other) noexcept : bus_(std::exchange(other.bus_, nullptr)) {}
     manager& operator=(manager&&) = delete;
     ~manager();
 
-    /// Starts a transient unit with `props` and waits for its start job to finish.
+    /// Starts a transient unit with `props` and waits for its start job to finish. A failed
+    /// unit of the same name still loaded is reset first.
     void start_transient(const std::string& unit, const std::vector<property>& props);
     /// Changes properties of a running unit (for this boot only).
     void set_properties(const std::string& unit, const std::vector<property>& props);
+    /// Forgets that the unit failed, so that its name can be used again.
+    void reset_failed(const std::string& unit);
     /// Stops the unit and waits for the stop job; a unit systemd no longer has is fine.
     void stop(const std::string& unit);
     /// The unit's ControlGroup ("/system.slice/x.scope"), "" when it has none.
@@ -87,6 +95,7 @@ public:
 
 private:
     explicit manager(sd_bus* bus) : bus_(bus) {}
+    static manager connect();
     sd_bus* bus_ = nullptr;
 };
 

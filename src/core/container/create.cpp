@@ -6,7 +6,6 @@
 
 #include <climits>
 #include <cstdlib>
-#include <optional>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
@@ -74,7 +73,7 @@ created_container create_container(const create_options& opts) {
         cgroup::group cg = cgroup::group::for_container(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
         // Where systemd runs, it makes the cgroup as a unit of its own; elsewhere the same path
         // is made on cgroupfs directly.
-        std::optional<cgroup::systemd::manager> systemd;
+        cgroup::systemd::manager* systemd = nullptr;
         std::string unit;
         pid_t pid = 0;
         try {
@@ -109,15 +108,19 @@ created_container create_container(const create_options& opts) {
             if (via_systemd) cg = cgroup::group();
             hooks.join_cgroup = [&](pid_t init) {
                 if (via_systemd) {
-                    cgroup::systemd::unit_name name =
-                        cgroup::systemd::unit_for(cfg.linux.cgroups_path.value_or(""), opts.id);
-                    systemd.emplace(cgroup::systemd::manager::connect());
+                    const std::string& path = cfg.linux.cgroups_path.value_or("");
+                    cgroup::systemd::unit_name name = cgroup::systemd::unit_for(path, opts.id);
+                    systemd = &cgroup::systemd::manager::connection();
                     systemd->start_transient(
                         name.unit, cgroup::systemd::unit_properties(name, init, opts.id, cfg.linux.resources, unified));
                     unit = name.unit;
-                    // systemd's path for the unit, below its root: ours too when we share its
-                    // cgroup namespace. The hierarchies systemd leaves alone get the same path.
-                    cg = cgroup::group::for_container(systemd->control_group(unit), opts.id);
+                    // A scope is where its name says, below systemd's root, which is ours when we
+                    // share its cgroup namespace: the init's own cgroup shows it. Otherwise (and
+                    // for slices, which the init joins later) systemd is asked. The hierarchies
+                    // systemd leaves alone get the same path.
+                    std::string where = cgroup::systemd_to_cgroupfs(path, opts.id);
+                    if (name.is_slice() || !cgroup::systemd::holds(init, where)) where = systemd->control_group(unit);
+                    cg = cgroup::group::for_container(where, opts.id);
                 }
                 cg.create_and_join(init, resources);
             };

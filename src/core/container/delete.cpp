@@ -1,5 +1,6 @@
 #include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 #include "core/base/pidfd.h"
 
 #include <cerrno>
@@ -29,6 +30,19 @@ void kill_and_wait(const saved_state& s) {
     }
 }
 
+// systemd stops a scope once it is empty and removes its cgroup: with the directory of the
+// hierarchy it tracks units in gone (cgroup2, else name=systemd), there is nothing to stop.
+bool systemd_still_holds(const cgroup::group& cg) {
+    std::string dir = cg.v2_dir();
+    if (dir.empty()) {
+        auto v1 = cg.v1_dirs();
+        auto it = v1.find("name=systemd");
+        if (it == v1.end()) return true;
+        dir = it->second;
+    }
+    return ::access(dir.c_str(), F_OK) == 0;
+}
+
 }  // namespace
 
 void remove_locked(state_dir& dir, const saved_state& s) {
@@ -40,11 +54,10 @@ void remove_locked(state_dir& dir, const saved_state& s) {
     std::string st = hook_state(s.id, "stopped", 0, s.bundle, s.annotations).dump();
     linux_::run_hooks_warn(spec::parse_hooks(s.hooks.value("poststop", nlohmann::json::array()), "hooks.poststop"), st,
                            "poststop");
-    if (!s.systemd_unit.empty()) {
-        // Usually gone already (systemd stops a scope once it is empty); what systemd does not
-        // answer for is removed from cgroupfs below all the same.
+    if (!s.systemd_unit.empty() && systemd_still_holds(cg)) {
+        // What systemd does not answer for is removed from cgroupfs below all the same.
         try {
-            cgroup::systemd::manager::connect().stop(s.systemd_unit);
+            cgroup::systemd::manager::connection().stop(s.systemd_unit);
         } catch (const std::exception& e) {
             log::warning(e.what());
         }

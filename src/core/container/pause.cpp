@@ -46,7 +46,7 @@ void update(const std::string& root, const std::string& id, const nlohmann::json
         if (!s.systemd_unit.empty()) {
             std::vector<cgroup::systemd::property> props =
                 cgroup::systemd::resource_properties(resources, !cgroup::has_v1_hierarchies(cg.layout()));
-            if (!props.empty()) cgroup::systemd::manager::connect().set_properties(s.systemd_unit, props);
+            if (!props.empty()) cgroup::systemd::manager::connection().set_properties(s.systemd_unit, props);
         }
         cg.apply(settings);
     });
