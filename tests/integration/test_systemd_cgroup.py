@@ -84,6 +84,10 @@ def test_the_container_runs_in_a_delegated_scope(systemd_host):
         assert f"{pid} sleep 1000" in status
         # From the host, the directory systemd made holds the container's init.
         assert host.host_cgroup("/system.slice/puncker-sc1.scope").is_dir()
+        # A process exec'd into the container joins the same scope.
+        res = host.inner("exec", "sc1", "sh", "-c", "cat /proc/self/cgroup; echo; cat /proc/1/cgroup")
+        own, _, init = res.stdout.partition("\n\n")
+        assert own.split() == init.split(), res
     wait_for(lambda: unit_gone(host, unit), 10, f"{unit} to be gone")
     assert not host.host_cgroup("/system.slice/puncker-sc1.scope").exists()
     if host.mode == "hybrid":
