@@ -1,9 +1,12 @@
 // --systemd-cgroup's unit names and properties: what puncker asks systemd for.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "core/base/error.h"
+#include "core/base/procfs.h"
 #include "core/cgroup/resources.h"
 #include "core/cgroup/systemd.h"
 
@@ -104,6 +107,21 @@ TEST(SystemdUnit, Cgroup2HostsGetTheUnifiedNamesAndConversions) {
 TEST(SystemdUnit, UnlimitedQuotaIsInfinity) {
     auto props = resource_properties(json{{"cpu", {{"quota", -1}}}}, true);
     EXPECT_EQ(get<uint64_t>(props, "CPUQuotaPerSecUSec"), UINT64_MAX);
+}
+
+TEST(SystemdUnit, AQuotaTooLargeToScaleIsUnlimited) {
+    auto props = resource_properties(json{{"cpu", {{"quota", INT64_MAX}, {"period", 1000}}}}, false);
+    EXPECT_EQ(get<uint64_t>(props, "CPUQuotaPerSecUSec"), UINT64_MAX);
+}
+
+TEST(SystemdUnit, HoldsReadsTheProcessOwnCgroup) {
+    // This process's cgroup in the hierarchy systemd would track it in.
+    std::string mine;
+    for (const auto& c : procfs::cgroups())
+        if ((c.hierarchy == 0 && c.controllers.empty()) || (mine.empty() && c.controllers == "name=systemd")) mine = c.path;
+    ASSERT_FALSE(mine.empty());
+    EXPECT_TRUE(holds(::getpid(), mine));
+    EXPECT_FALSE(holds(::getpid(), mine + "/elsewhere.scope"));
 }
 
 TEST(SystemdUnit, CpuMaskParsesListsAndRanges) {

@@ -210,7 +210,7 @@ uint64_t limit_value(int64_t n) { return n < 0 ? infinity : static_cast<uint64_t
 // The quota as systemd takes it: CPU time per second of wall time, in whole 10 ms steps
 // (systemd's own granularity), rounded up so that the container never gets less than asked.
 uint64_t quota_per_sec(int64_t quota, int64_t period) {
-    if (quota <= 0) return infinity;
+    if (quota <= 0 || static_cast<uint64_t>(quota) > infinity / 1'000'000) return infinity;
     uint64_t per_sec = static_cast<uint64_t>(quota) * 1'000'000 / static_cast<uint64_t>(period);
     if (per_sec % 10'000 != 0) per_sec = (per_sec / 10'000 + 1) * 10'000;
     return per_sec;
