@@ -22,6 +22,7 @@ import pytest
 from conftest import wait_for
 from images import build_rootfs, write_docker_archive
 from systemd_host import systemd_host  # noqa: F401  (the fixture)
+from test_podman import CONTAINERS_CONF
 
 MiB = 1024 * 1024
 
@@ -196,23 +197,14 @@ def test_ctr_run_with_the_systemd_cgroup_driver(ctr, systemd_host):
 # ---------------------------------------------------------------------------------- podman
 
 PODMAN_IMAGE = "localhost/pieces-test-bb:latest"
-# default_ulimits: podman's own ask is above this machine's hard limits (see test_podman.py).
-PODMAN_CONF = """\
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-[engine]
-cgroup_manager = "systemd"
-events_logger = "file"
-[engine.runtimes]
-puncker = ["{puncker}"]
-"""
 
 
 @pytest.fixture(scope="module")
 def podman(systemd_host):
     host = systemd_host
     archive = image_archive(host, "podman", "pieces-test-bb:latest")
-    (host.bundles_host / "podman" / "containers.conf").write_text(PODMAN_CONF.format(puncker=host.puncker))
+    (host.bundles_host / "podman" / "containers.conf").write_text(
+        CONTAINERS_CONF.format(puncker=host.puncker, cgroup_manager="systemd"))
 
     def run(*args, check=True, timeout=60):
         return host.exec(["env", f"CONTAINERS_CONF={host.bundles}/podman/containers.conf", "podman",

@@ -39,7 +39,7 @@ default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 
 [engine]
 runtime = "puncker"
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{cgroup_manager}"
 events_logger = "file"
 
 [engine.runtimes]
@@ -87,7 +87,7 @@ def podman(runtime_binary, tmp_path_factory):
     if not Path(PODMAN).exists() or not shutil.which("conmon"):
         pytest.fail("podman and conmon are installed by scripts/install-deps.sh")
     base = tmp_path_factory.mktemp("podman")
-    (base / "containers.conf").write_text(CONTAINERS_CONF.format(puncker=runtime_binary))
+    (base / "containers.conf").write_text(CONTAINERS_CONF.format(puncker=runtime_binary, cgroup_manager="cgroupfs"))
     client = Podman(base, runtime_binary)
     try:
         archive = write_docker_archive(build_rootfs(base / "rootfs"), base / "image.tar", "pieces-test-bb:latest")
