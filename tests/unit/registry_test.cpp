@@ -135,13 +135,13 @@ TEST_F(ConfigFiles, CredentialsFromDockerStyleAuths) {
 }
 
 TEST_F(ConfigFiles, SavedCredentialsReplaceTheirRegistrysEntriesAndKeepTheRest) {
-    write("auth.json", R"({"credsStore": "kept", "auths": {"other.example": {"auth": "b3RoZXI6cA=="},
+    write("auth.json", R"({"currentContext": "kept", "auths": {"other.example": {"auth": "b3RoZXI6cA=="},
         "http://registry.lan:5000/": {"auth": "b2xkOm9sZA=="}}})");
     img::save_credentials("registry.lan:5000", "new:pass");
     EXPECT_EQ(img::credentials_for("registry.lan:5000"), "new:pass");
     EXPECT_EQ(img::credentials_for("other.example"), "other:p");
     json file = json::parse(std::ifstream(dir_ + "/auth.json"));
-    EXPECT_EQ(file["credsStore"], "kept");
+    EXPECT_EQ(file["currentContext"], "kept");
     EXPECT_EQ(file["auths"].size(), 2u);  // the old spelling of the same registry is gone
     EXPECT_TRUE(file["auths"].contains("registry.lan:5000"));
     struct stat st{};

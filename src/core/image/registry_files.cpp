@@ -13,6 +13,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/image/credential_helper.h"
 #include "core/image/reference.h"
 
 namespace pieces::image {
@@ -92,6 +93,31 @@ json auths_without(const json& file, const std::string& registry, bool& removed)
     return kept;
 }
 
+// "user:password" from an "auths" entry naming `registry`: base64 "auth", or "username" and "password".
+std::optional<std::string> inline_credentials(const json& file, const std::string& path, const std::string& registry) {
+    json auths = file.value("auths", json::object());
+    if (!auths.is_object()) return std::nullopt;
+    for (const auto& [key, value] : auths.items()) {
+        if (registry_of_key(key) != ascii_lower(registry) || !value.is_object()) continue;
+        if (value.contains("auth") && value["auth"].is_string()) {
+            auto text = unbase64(value["auth"].get<std::string>());
+            if (!text || text->find(':') == std::string::npos)
+                throw error(quote(path) + ": the \"auth\" of " + quote(key) + " is not base64 of user:password");
+            return text;
+        }
+        if (value.contains("username") && value.contains("password"))
+            return value.value("username", std::string()) + ":" + value.value("password", std::string());
+    }
+    return std::nullopt;
+}
+
+// Runs `fn` (a call of `helper`) with the helper, and the file member that chose it, in front
+// of its errors: "docker-credential-pass (credsStore in /root/.docker/config.json): ...".
+template <typename Fn>
+decltype(auto) with_helper(const helper_choice& helper, const std::string& path, Fn&& fn) {
+    return with_context("docker-credential-" + helper.name + " (" + helper.member + " in " + path + ")", fn);
+}
+
 }  // namespace
 
 std::string base64(std::string_view in) {
@@ -140,23 +166,41 @@ registry_settings settings_for(const std::string& registry) {
 
 std::string auth_file_path() { return home_config("PIECES_AUTH_FILE", "auth.json"); }
 
-std::optional<std::string> credentials_for(const std::string& registry) {
-    std::string path = auth_file_path();
-    json all = with_context("credentials", [&] { return read_json_file(path); });
-    json auths = all.value("auths", json::object());
-    if (!auths.is_object()) return std::nullopt;
-    for (const auto& [key, value] : auths.items()) {
-        if (registry_of_key(key) != ascii_lower(registry) || !value.is_object()) continue;
-        if (value.contains("auth") && value["auth"].is_string()) {
-            auto text = unbase64(value["auth"].get<std::string>());
-            if (!text || text->find(':') == std::string::npos)
-                throw error(quote(path) + ": the \"auth\" of " + quote(key) + " is not base64 of user:password");
-            return text;
-        }
-        if (value.contains("username") && value.contains("password"))
-            return value.value("username", std::string()) + ":" + value.value("password", std::string());
+std::vector<std::string> credential_files() {
+    if (const char* p = std::getenv("PIECES_AUTH_FILE"); p && *p) return {p};
+    std::string docker;
+    if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) {
+        docker = std::string(d) + "/config.json";
+    } else {
+        const char* home = std::getenv("HOME");
+        docker = std::string(home && *home ? home : "/root") + "/.docker/config.json";
     }
+    return {auth_file_path(), docker};
+}
+
+std::optional<helper_choice> helper_for(const json& file, const std::string& registry) {
+    if (auto h = file.find("credHelpers"); h != file.end() && h->is_object())
+        for (const auto& [key, value] : h->items())
+            if (registry_of_key(key) == ascii_lower(registry) && value.is_string() && !value.get<std::string>().empty())
+                return helper_choice{value.get<std::string>(), "credHelpers"};
+    if (auto s = file.find("credsStore"); s != file.end() && s->is_string() && !s->get<std::string>().empty())
+        return helper_choice{s->get<std::string>(), "credsStore"};
     return std::nullopt;
+}
+
+std::optional<std::string> credentials_for(const std::string& registry) {
+    return with_context("credentials for " + registry, [&]() -> std::optional<std::string> {
+        for (const auto& path : credential_files()) {
+            json file = read_json_file(path);
+            if (auto helper = helper_for(file, registry)) {
+                auto creds = with_helper(*helper, path, [&] { return helper_get(helper->name, auth_key_for(registry)); });
+                if (creds) return creds;
+                continue;
+            }
+            if (auto creds = inline_credentials(file, path, registry)) return creds;
+        }
+        return std::nullopt;
+    });
 }
 
 void save_credentials(const std::string& registry, const std::string& user_password) {
@@ -165,7 +209,16 @@ void save_credentials(const std::string& registry, const std::string& user_passw
         json file = read_json_file(path);
         bool replaced = false;
         json auths = auths_without(file, registry, replaced);
-        auths[auth_key_for(registry)] = {{"auth", base64(user_password)}};
+        std::string key = auth_key_for(registry);
+        if (auto helper = helper_for(file, registry)) {
+            size_t colon = user_password.find(':');
+            with_helper(*helper, path, [&] {
+                helper_store(helper->name, key, user_password.substr(0, colon), user_password.substr(colon + 1));
+            });
+            auths[key] = json::object();  // Docker's marker: the secret is with the helper
+        } else {
+            auths[key] = {{"auth", base64(user_password)}};
+        }
         file["auths"] = auths;
         write_auth_file(path, file);
     });
@@ -178,6 +231,9 @@ bool remove_credentials(const std::string& registry) {
         bool removed = false;
         json auths = auths_without(file, registry, removed);
         if (!removed) return false;
+        // As with Docker, the helper is asked only for a registry the file has an entry (a marker) for.
+        if (auto helper = helper_for(file, registry))
+            with_helper(*helper, path, [&] { return helper_erase(helper->name, auth_key_for(registry)); });
         file["auths"] = auths;
         write_auth_file(path, file);
         return true;

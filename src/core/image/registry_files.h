@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace pieces::image {
 
 /// Per-registry settings and Docker Hub mirrors, from $PIECES_REGISTRIES_CONFIG, else
@@ -27,7 +29,28 @@ registry_settings settings_for(const std::string& registry);
 /// ({"auths": {"HOST": {"auth": base64("user:password")}}}).
 std::string auth_file_path();
 
-/// "user:password" for `registry` from the auth file, if any.
+/// The files credentials are read from, in order: $PIECES_AUTH_FILE alone when it is set; else
+/// pieces' own auth.json (auth_file_path()) and then Docker's config.json
+/// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json).
+std::vector<std::string> credential_files();
+
+/// A credential helper an auth file names for a registry, and which member named it
+/// ("credHelpers" or "credsStore").
+struct helper_choice {
+    std::string name;    ///< "pass" for docker-credential-pass
+    std::string member;  ///< "credHelpers" or "credsStore"
+    bool operator==(const helper_choice&) const = default;
+};
+
+/// The helper the parsed auth file `file` names for `registry`, with Docker's precedence: its
+/// `credHelpers` entry (under any spelling of the registry), else `credsStore`; none when
+/// neither names one (an empty name is none).
+std::optional<helper_choice> helper_for(const nlohmann::json& file, const std::string& registry);
+
+/// "user:password" for `registry`, from the first of credential_files() that has some: through
+/// the file's helper when it names one (helper_for), else from its "auths". A helper without
+/// credentials for the registry passes on to the next file; one that fails is an error naming
+/// it and the file.
 std::optional<std::string> credentials_for(const std::string& registry);
 
 /// The registry a key of either file names, lower-case: "https://index.docker.io/v1/" and
@@ -40,10 +63,14 @@ std::string auth_key_for(const std::string& registry);
 
 /// Stores `user_password` ("user:password") for `registry` in the auth file, replacing every
 /// entry that names the same registry and keeping all else in the file. Written to a new file
-/// of mode 0600 that is renamed over the old one (the target of a symlink is replaced).
+/// of mode 0600 that is renamed over the old one (the target of a symlink is replaced). When
+/// the file names a helper for the registry, the secret goes to the helper and the file gets
+/// an empty {} entry for it, as Docker writes.
 void save_credentials(const std::string& registry, const std::string& user_password);
 
-/// Removes every entry naming `registry` from the auth file; false when there was none.
+/// Removes every entry naming `registry` from the auth file, and then erases the registry's
+/// credentials from the helper the file names for it (one that has none is no error); false,
+/// and the helper not asked, when the file has no entry for the registry.
 bool remove_credentials(const std::string& registry);
 
 /// Standard base64 (with padding), as Basic authentication and the auth file use it.
