@@ -21,6 +21,8 @@ pkgs=(
   skopeo
   # a real registry (the CNCF distribution registry) the pull tests start on loopback
   docker-registry openssl   # openssl: the TLS registry test makes its own CA
+  # a real Docker credential helper (docker-credential-pass) over a throwaway password store
+  golang-docker-credential-helpers pass gnupg
   # real clients the tests drive: dockerd; containerd and ctr (its runc shim calls puncker);
   # podman with conmon (rootful, --network none: no slirp4netns, uidmap or netavark needed)
   docker.io containerd podman conmon

@@ -108,13 +108,11 @@ def registry(tmp_path_factory):
     reg.stop()
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory, base_tarball) -> Pieces:
-    """A store with the images the tests push: src:1 (two layers, ENV PLATFORM=native) and
-    two images whose top layers nothing else shares (to corrupt and truncate in the registry)."""
+def source_store(d: Path, base_tarball: Path) -> Pieces:
+    """A store under `d` with src:1 (two layers, ENV PLATFORM=native), as check_pulled_image
+    expects it after a pull."""
     if not PIECES or not Path(PIECES).exists():
         pytest.fail("PIECES must name the built pieces binary (CTest sets it)")
-    d = tmp_path_factory.mktemp("source")
     d.chmod(0o755)
     p = Pieces(d / "store")
     p.ok("build", "-t", "src:1", context(d, f"""FROM_URL file://{base_tarball}
@@ -122,6 +120,15 @@ ENV PLATFORM=native
 RUN echo pulled-from-the-registry > /marker && mkdir -p /data && echo second > /data/second
 CMD ["cat", "/marker"]
 """, name="src"))
+    return p
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, base_tarball) -> Pieces:
+    """A store with the images the tests push: src:1 (source_store) and
+    two images whose top layers nothing else shares (to corrupt and truncate in the registry)."""
+    d = tmp_path_factory.mktemp("source")
+    p = source_store(d, base_tarball)
     # Four layers, the later ones deleting what earlier ones made (whiteouts through the registry).
     p.ok("build", "-t", "layered:1", context(d, f"""FROM_URL file://{base_tarball}
 RUN mkdir -p /gone/deep && echo x > /gone/deep/f && echo keep > /keep && echo old > /replaced
