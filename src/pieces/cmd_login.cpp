@@ -1,4 +1,5 @@
-// pieces login, pieces logout: credentials for a registry in the auth file.
+// pieces login, pieces logout: credentials for a registry in the auth file (or the credential
+// helper it names).
 #include <termios.h>
 #include <unistd.h>
 
@@ -67,8 +68,8 @@ command add_login(CLI::App& app, context&) {
                 }
                 if (password->empty())
                     throw pieces::error("login " + host + ": give the password with -p or --password-stdin");
-                pieces::image::login(host, *user, *password);
-                std::printf("Login succeeded: %s (stored in %s)\n", host.c_str(), pieces::image::auth_file_path().c_str());
+                std::string kept_in = pieces::image::login(host, *user, *password);
+                std::printf("Login succeeded: %s (stored in %s)\n", host.c_str(), kept_in.c_str());
             }};
 }
 

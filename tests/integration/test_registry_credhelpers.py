@@ -114,7 +114,7 @@ def test_login_stores_through_the_helper_and_logout_erases(pieces, locked, passw
     logout erases it from pass and the file."""
     auth = auth_file(workdir, {"credsStore": "pass", "auths": {"other.example": {"auth": "b3RoZXI6cHc="}}}, monkeypatch)
     out = pieces.ok("login", "-u", "tester", "--password-stdin", locked.host, input="s3cret\n")
-    assert locked.host in out, out
+    assert f"Login succeeded: {locked.host} (stored in docker-credential-pass)" in out, out
     assert password_store.get(locked.host) == ("tester", "s3cret")
     text = auth.read_text()
     assert "s3cret" not in text and "dGVzdGVyOnMzY3JldA" not in text, text

@@ -20,8 +20,8 @@ std::string login_registry(const std::string& text) {
     return host;
 }
 
-void login(const std::string& registry, const std::string& user, const std::string& password) {
-    with_context("login " + registry, [&] {
+std::string login(const std::string& registry, const std::string& user, const std::string& password) {
+    return with_context("login " + registry, [&] {
         if (user.empty()) throw error("no user name");
         if (user.find(':') != std::string::npos) throw error("a user name cannot contain ':'");
         if (password.empty()) throw error("no password");
@@ -30,7 +30,7 @@ void login(const std::string& registry, const std::string& user, const std::stri
         registry_client client(where, access::login);
         client.use_credentials(user + ":" + password);
         client.connect();
-        save_credentials(registry, user + ":" + password);
+        return save_credentials(registry, user + ":" + password);
     });
 }
 

@@ -13,7 +13,8 @@ std::string login_registry(const std::string& text);
 
 /// Checks `user` and `password` with the registry's /v2/ (Basic, or through its token server),
 /// and only when it accepts them stores them for `registry`, replacing what was stored for it.
-void login(const std::string& registry, const std::string& user, const std::string& password);
+/// Returns where they went (the auth file, or the credential helper it names).
+std::string login(const std::string& registry, const std::string& user, const std::string& password);
 
 /// Removes what is stored for `registry`; throws when nothing is.
 void logout(const std::string& registry);

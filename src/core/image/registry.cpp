@@ -498,7 +498,7 @@ void registry_client::authenticate(const challenge& c, bool renewal) {
     std::string auth;
     auto expires = std::chrono::steady_clock::time_point::max();
     if (scheme == "basic") {
-        if (!creds) throw error("authentication required by " + host + " (no credentials for it in the auth file)");
+        if (!creds) throw error("authentication required by " + host + " (no credentials for it in the auth files or their credential helpers)");
         auth = "Basic " + base64(*creds);
     } else if (scheme == "bearer") {
         auto realm = c.params.find("realm");

@@ -203,8 +203,9 @@ std::optional<std::string> credentials_for(const std::string& registry) {
     });
 }
 
-void save_credentials(const std::string& registry, const std::string& user_password) {
+std::string save_credentials(const std::string& registry, const std::string& user_password) {
     std::string path = auth_file_path();
+    std::string kept_in = path;
     with_context("credentials", [&] {
         json file = read_json_file(path);
         bool replaced = false;
@@ -216,12 +217,14 @@ void save_credentials(const std::string& registry, const std::string& user_passw
                 helper_store(helper->name, key, user_password.substr(0, colon), user_password.substr(colon + 1));
             });
             auths[key] = json::object();  // Docker's marker: the secret is with the helper
+            kept_in = "docker-credential-" + helper->name;
         } else {
             auths[key] = {{"auth", base64(user_password)}};
         }
         file["auths"] = auths;
         write_auth_file(path, file);
     });
+    return kept_in;
 }
 
 bool remove_credentials(const std::string& registry) {

@@ -65,8 +65,9 @@ std::string auth_key_for(const std::string& registry);
 /// entry that names the same registry and keeping all else in the file. Written to a new file
 /// of mode 0600 that is renamed over the old one (the target of a symlink is replaced). When
 /// the file names a helper for the registry, the secret goes to the helper and the file gets
-/// an empty {} entry for it, as Docker writes.
-void save_credentials(const std::string& registry, const std::string& user_password);
+/// an empty {} entry for it, as Docker writes. Returns where the secret went: the helper
+/// ("docker-credential-pass") or the file's path.
+std::string save_credentials(const std::string& registry, const std::string& user_password);
 
 /// Removes every entry naming `registry` from the auth file, and then erases the registry's
 /// credentials from the helper the file names for it (one that has none is no error); false,
