@@ -87,6 +87,20 @@ def test_bad_resource_value_fails_cleanly(rt, bundle):
     rt.assert_clean(cid, b)
 
 
+@pytest.mark.puncker_only  # runc accepts it, and its kill --all then reaches every process there
+@pytest.mark.parametrize("path", ["/", "/a/../..", "../../../../../../.."])
+def test_the_root_cgroup_is_refused(rt, bundle, path):
+    # The root holds the whole machine: a container there would take every process with it on
+    # kill --all or delete --force.
+    b = bundle(["sleep", "100"], linux={"cgroupsPath": path})
+    cid = rt.new_id()
+    res = rt.run("create", "--bundle", b.path, cid, check=False)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "names the root of" in lines[0], res.stderr
+    rt.assert_clean(cid, b)
+
+
 def host_cgroup_file(pid: int, controller: str, name: str) -> Path:
     """The host path of `name` in the v1 `controller` cgroup that `pid` is in."""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():

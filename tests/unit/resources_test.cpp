@@ -73,7 +73,7 @@ TEST(SystemdCgroupPath, SlicePrefixNameBecomesAScope) {
     EXPECT_EQ(cgroup::systemd_to_cgroupfs("kubepods-besteffort.slice:cri-containerd:f00", "x"),
               "/kubepods.slice/kubepods-besteffort.slice/cri-containerd-f00.scope");
     EXPECT_EQ(cgroup::systemd_to_cgroupfs("-.slice:p:n", "x"), "/p-n.scope");
-    EXPECT_EQ(cgroup::systemd_to_cgroupfs("", "myid"), "/system.slice/myid.scope");
+    EXPECT_EQ(cgroup::systemd_to_cgroupfs("", "myid"), "/system.slice/puncker-myid.scope");
     EXPECT_EQ(cgroup::systemd_to_cgroupfs("user.slice::child.slice", "x"), "/user.slice/child.slice");
     EXPECT_THROW(cgroup::systemd_to_cgroupfs("/docker/abc", "x"), error);
     EXPECT_THROW(cgroup::systemd_to_cgroupfs("notaslice:p:n", "x"), error);

@@ -6,7 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/error.h"
-#include "core/base/procfs.h"
+#include "core/base/fs.h"
+#include "core/cgroup/cgroup.h"
 #include "core/cgroup/resources.h"
 #include "core/cgroup/systemd.h"
 
@@ -30,8 +31,6 @@ T get(const std::vector<property>& props, const std::string& name) {
     return std::get<T>(p->v);
 }
 
-const char* proc_devices =
-    "Character devices:\n  1 mem\n  5 /dev/tty\n136 pts\n254 gpiochip\n\nBlock devices:\n  8 sd\n259 blkext\n";
 
 }  // namespace
 
@@ -40,7 +39,8 @@ TEST(SystemdUnit, NamesFollowSlicePrefixName) {
     EXPECT_EQ(u.unit, "docker-abc.scope");
     EXPECT_EQ(u.slice, "system.slice");
     EXPECT_FALSE(u.is_slice());
-    EXPECT_EQ(unit_for("", "myid").unit, "myid.scope");
+    // No cgroupsPath: the runtime's prefix keeps the unit clear of systemd's own ("init.scope").
+    EXPECT_EQ(unit_for("", "init").unit, "puncker-init.scope");
     EXPECT_EQ(unit_for("", "myid").slice, "system.slice");
     EXPECT_EQ(unit_for("machine.slice:libpod:", "c1").unit, "libpod-c1.scope");
     u = unit_for("user.slice::user-child.slice", "x");
@@ -48,6 +48,14 @@ TEST(SystemdUnit, NamesFollowSlicePrefixName) {
     EXPECT_TRUE(u.is_slice());
     EXPECT_THROW(unit_for("/docker/abc", "x"), error);
     EXPECT_THROW(unit_for("docker:abc:def", "x"), error);
+    // Ids the runtime takes that systemd does not: refused before anything starts.
+    try {
+        unit_for("system.slice:p:a+b", "x");
+        FAIL() << "no error";
+    } catch (const error& e) {
+        EXPECT_STREQ(e.what(), "cgroupsPath \"system.slice:p:a+b\": \"p-a+b.scope\" is not a valid systemd unit name");
+    }
+    EXPECT_THROW(unit_for("", std::string(300, 'x')), error);
 }
 
 TEST(SystemdUnit, AScopeIsDelegatedAndHoldsTheInit) {
@@ -104,6 +112,27 @@ TEST(SystemdUnit, Cgroup2HostsGetTheUnifiedNamesAndConversions) {
     EXPECT_EQ(find(props, "CPUShares"), nullptr);
 }
 
+TEST(SystemdUnit, UnifiedFilesSystemdWritesTooBecomeProperties) {
+    json r = {{"unified", {{"memory.high", "50000000"}, {"memory.min", "1000"}, {"pids.max", "max"},
+                           {"cpu.max", "25000 50000"}, {"cpuset.cpus", "1"}, {"io.latency", "8:0 target=10"}}}};
+    auto props = resource_properties(r, true);
+    EXPECT_EQ(get<uint64_t>(props, "MemoryHigh"), 50000000u);
+    EXPECT_EQ(get<uint64_t>(props, "MemoryMin"), 1000u);
+    EXPECT_EQ(get<uint64_t>(props, "TasksMax"), UINT64_MAX);
+    EXPECT_EQ(get<uint64_t>(props, "CPUQuotaPeriodUSec"), 50000u);
+    EXPECT_EQ(get<uint64_t>(props, "CPUQuotaPerSecUSec"), 500000u);
+    EXPECT_EQ(get<std::vector<uint8_t>>(props, "AllowedCPUs"), std::vector<uint8_t>{0x02});
+    EXPECT_EQ(props.size(), 6u) << "io.latency has no property: the file alone carries it";
+    // On a host with v1 controllers systemd manages none of these files.
+    EXPECT_TRUE(resource_properties(r, false).empty());
+    try {
+        resource_properties(json{{"unified", {{"memory.high", "lots"}}}}, true);
+        FAIL() << "no error";
+    } catch (const error& e) {
+        EXPECT_STREQ(e.what(), "linux.resources.unified.memory.high: not a number or \"max\": \"lots\"");
+    }
+}
+
 TEST(SystemdUnit, UnlimitedQuotaIsInfinity) {
     auto props = resource_properties(json{{"cpu", {{"quota", -1}}}}, true);
     EXPECT_EQ(get<uint64_t>(props, "CPUQuotaPerSecUSec"), UINT64_MAX);
@@ -114,14 +143,21 @@ TEST(SystemdUnit, AQuotaTooLargeToScaleIsUnlimited) {
     EXPECT_EQ(get<uint64_t>(props, "CPUQuotaPerSecUSec"), UINT64_MAX);
 }
 
-TEST(SystemdUnit, HoldsReadsTheProcessOwnCgroup) {
-    // This process's cgroup in the hierarchy systemd would track it in.
-    std::string mine;
-    for (const auto& c : procfs::cgroups())
-        if ((c.hierarchy == 0 && c.controllers.empty()) || (mine.empty() && c.controllers == "name=systemd")) mine = c.path;
-    ASSERT_FALSE(mine.empty());
-    EXPECT_TRUE(holds(::getpid(), mine));
-    EXPECT_FALSE(holds(::getpid(), mine + "/elsewhere.scope"));
+TEST(SystemdUnit, TrackedCgroupIsInTheHierarchySystemdUsesHere) {
+    // /proc/PID/cgroup lists hierarchies whether mounted here or not: the layout decides.
+    std::string text = read_file("/proc/self/cgroup");
+    auto line_of = [&](const std::string& marker) {
+        size_t at = text.find(marker);
+        if (at == std::string::npos) return std::string("(none)");
+        size_t start = at + marker.size();
+        return text.substr(start, text.find('\n', start) - start);
+    };
+    cgroup::hierarchy named{"/sys/fs/cgroup/systemd", "/", false, {"rw", "name=systemd"}};
+    cgroup::hierarchy v2{"/sys/fs/cgroup/unified", "/", true, {}};
+    if (text.find(":name=systemd:") != std::string::npos) {
+        EXPECT_EQ(tracked_cgroup(::getpid(), {named, v2}), line_of(":name=systemd:"));
+    }
+    EXPECT_EQ(tracked_cgroup(::getpid(), {v2}), text.rfind("0::", 0) == 0 ? line_of("0::") : line_of("\n0::"));
 }
 
 TEST(SystemdUnit, CpuMaskParsesListsAndRanges) {
@@ -138,36 +174,71 @@ TEST(SystemdUnit, CpuMaskParsesListsAndRanges) {
     }
 }
 
+namespace {
+
+// The device properties of a rule list, with the runtime's own rules appended as they are for
+// every container.
+std::vector<property> devices_of(const json& devices) {
+    return device_properties(cgroup::v1_settings(json{{"devices", devices}}));
+}
+
+json rule(bool allow, const char* type, int64_t major, int64_t minor, const char* access) {
+    json r = {{"allow", allow}, {"type", type}, {"access", access}};
+    if (major >= 0) r["major"] = major;
+    if (minor >= 0) r["minor"] = minor;
+    return r;
+}
+
+const json deny_all = {{"allow", false}, {"access", "rwm"}};
+
+}  // namespace
+
 TEST(SystemdUnit, DenyByDefaultDevicesBecomeAStrictAllowList) {
     // What Docker sends: deny everything, then its defaults and a --device.
-    json devices = json::array({{{"allow", false}, {"access", "rwm"}},
-                                {{"allow", true}, {"type", "c"}, {"major", 1}, {"minor", 3}, {"access", "rwm"}},
-                                {{"allow", true}, {"type", "c"}, {"major", 136}, {"access", "rwm"}},
-                                {{"allow", true}, {"type", "b"}, {"access", "m"}},
-                                {{"allow", true}, {"type", "c"}, {"major", 240}, {"access", "r"}},
-                                {{"allow", true}, {"type", "c"}, {"major", 10}, {"minor", 200}, {"access", "rw"}},
-                                {{"allow", false}, {"type", "c"}, {"major", 10}, {"minor", 200}}});
-    auto props = device_properties(cgroup::v1_settings(json{{"devices", devices}}), proc_devices);
-    EXPECT_EQ(get<std::string>(props, "DevicePolicy"), "strict");
-    pairs allow = get<pairs>(props, "DeviceAllow");
-    auto has = [&](const std::string& dev, const std::string& access) {
-        for (const auto& a : allow)
-            if (a.first == dev && a.second == access) return true;
-        return false;
-    };
-    EXPECT_TRUE(has("/dev/char/1:3", "rwm"));
-    EXPECT_TRUE(has("char-pts", "rwm"));
-    EXPECT_TRUE(has("block-*", "m"));
-    EXPECT_TRUE(has("char-*", "m"));  // the runtime's own mknod rule, appended
-    for (const auto& a : allow) {
-        EXPECT_NE(a.first, "/dev/char/10:200") << "denied by the last rule";
-        EXPECT_NE(a.second, "r") << "major 240 has no driver here, so nothing to allow: " << a.first;
-    }
+    auto props = devices_of(json::array({deny_all, rule(true, "c", 1, 3, "rwm"), rule(true, "c", 136, -1, "rwm"),
+                                         rule(true, "b", -1, -1, "m"), rule(true, "c", 10, 200, "rw"),
+                                         rule(false, "c", 10, 200, "rwm")}));
+    // DeviceAllow before DevicePolicy: the other order leaves the unit wanting a daemon-reload.
+    ASSERT_EQ(props.size(), 2u);
+    EXPECT_EQ(props[0].name, "DeviceAllow");
+    EXPECT_EQ(props[1], (property{"DevicePolicy", std::string("strict")}));
+    pairs expected = {{"/dev/char/1:3", "rwm"},  {"char-136", "rwm"},      {"block-*", "m"},
+                      // the runtime's own rules, appended (1:3 and 136:* again, merged)
+                      {"char-*", "m"},          {"/dev/char/1:5", "rwm"}, {"/dev/char/1:7", "rwm"},
+                      {"/dev/char/1:8", "rwm"}, {"/dev/char/1:9", "rwm"}, {"/dev/char/5:0", "rwm"},
+                      {"/dev/char/5:1", "rwm"}, {"/dev/char/5:2", "rwm"}};
+    EXPECT_EQ(get<pairs>(props, "DeviceAllow"), expected);  // 10:200 denied again by its last rule
+}
+
+TEST(SystemdUnit, DeviceAccessIsPlayedThroughBitByBit) {
+    // rwm granted, w taken away: rm stays.
+    auto props = devices_of(json::array({deny_all, rule(true, "c", 10, 229, "rwm"), rule(false, "c", 10, 229, "w")}));
+    EXPECT_EQ(get<pairs>(props, "DeviceAllow")[0], (std::pair<std::string, std::string>{"/dev/char/10:229", "rm"}));
+    // Granted in two rules: the bits add up.
+    props = devices_of(json::array({deny_all, rule(true, "c", 10, 229, "r"), rule(true, "c", 10, 229, "w")}));
+    EXPECT_EQ(get<pairs>(props, "DeviceAllow")[0], (std::pair<std::string, std::string>{"/dev/char/10:229", "rw"}));
+}
+
+TEST(SystemdUnit, ADenyInsideAWiderGrantClosesTheGrant) {
+    // systemd cannot say "major 4 but not 4:3": the whole major loses what 4:3 was denied.
+    auto props = devices_of(json::array({deny_all, rule(true, "c", 4, -1, "rwm"), rule(false, "c", 4, 3, "w")}));
+    EXPECT_EQ(get<pairs>(props, "DeviceAllow")[0], (std::pair<std::string, std::string>{"char-4", "rm"}));
+}
+
+TEST(SystemdUnit, StarColonMinorRulesHaveNoSystemdForm) {
+    auto props = devices_of(json::array({deny_all, rule(true, "c", -1, 5, "rw")}));
+    for (const auto& [dev, access] : get<pairs>(props, "DeviceAllow"))
+        EXPECT_FALSE(dev == "char-*" && access != "m") << "'c *:5' must not become every char device: " << access;
 }
 
 TEST(SystemdUnit, AllowByDefaultDevicesLeaveThePolicyAuto) {
-    json devices = json::array({{{"allow", true}, {"access", "rwm"}}});
-    auto props = device_properties(cgroup::v1_settings(json{{"devices", devices}}), proc_devices);
+    auto props = devices_of(json::array({{{"allow", true}, {"access", "rwm"}}}));
     EXPECT_EQ(get<std::string>(props, "DevicePolicy"), "auto");
-    EXPECT_EQ(find(props, "DeviceAllow"), nullptr);
+    // An empty list resets what an earlier update may have added (SetUnitProperties appends).
+    EXPECT_EQ(get<pairs>(props, "DeviceAllow"), pairs{});
+    // Exceptions to allow-all cannot be told to systemd: it gets a closed policy, the cgroup
+    // holds the real rules.
+    props = devices_of(json::array({{{"allow", true}, {"access", "rwm"}}, rule(false, "c", 1, 1, "rwm")}));
+    EXPECT_EQ(get<std::string>(props, "DevicePolicy"), "strict");
+    EXPECT_EQ(get<pairs>(props, "DeviceAllow"), pairs{});
 }

@@ -143,6 +143,11 @@ group group::for_container_path(const std::optional<std::string>& cgroups_path, 
         }
         // The mount may show only part of the hierarchy (h.root); paths are relative to that.
         if (h.root != "/" && rel.rfind(h.root, 0) == 0) rel = rel.substr(h.root.size());
+        // The root holds every process of the machine: killing "the container's processes" there,
+        // or removing it, is not for a runtime to do.
+        if (normalize(rel).empty())
+            throw error("cgroupsPath " + quote(cgroups_path.value_or("")) + ": names the root of " + h.mount_point +
+                        ", which cannot be a container's cgroup");
         dirs.push_back(h.mount_point + normalize(rel));
     }
     return group(std::move(dirs), std::move(layout));
@@ -321,8 +326,20 @@ void group::create_and_join(pid_t pid, const std::vector<setting>& resources) co
 }
 
 void group::join(pid_t pid) const {
-    for (const std::string& dir : dirs_)
+    // A move takes a lock that may wait for an RCU grace period even when the process is where
+    // it goes already (as after systemd placed it): those hierarchies are skipped.
+    std::vector<procfs::cgroup_membership> now = procfs::cgroups(std::to_string(pid));
+    for (const std::string& dir : dirs_) {
+        bool there = false;
+        for (const hierarchy& h : layout()) {
+            if (dir != h.mount_point && dir.rfind(h.mount_point + "/", 0) != 0) continue;
+            std::string path = normalize((h.root == "/" ? "" : h.root) + dir.substr(h.mount_point.size()));
+            there = normalize(caller_cgroup(h, now)) == path;
+            break;
+        }
+        if (there) continue;
         with_context("join cgroup " + quote(dir), [&] { write_file(dir + "/cgroup.procs", std::to_string(pid)); });
+    }
 }
 
 namespace {

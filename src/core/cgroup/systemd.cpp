@@ -5,7 +5,11 @@
 
 #include <systemd/sd-bus.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -15,6 +19,7 @@
 #include "core/base/error.h"
 #include "core/base/fs.h"
 #include "core/base/procfs.h"
+#include "core/cgroup/cgroup.h"
 #include "core/cgroup/device_filter.h"
 
 namespace pieces::cgroup::systemd {
@@ -223,13 +228,15 @@ bool booted() {
     return ::lstat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-bool holds(pid_t pid, const std::string& path) {
-    std::string v1;
-    for (const procfs::cgroup_membership& c : procfs::cgroups(std::to_string(pid))) {
-        if (c.hierarchy == 0 && c.controllers.empty()) return c.path == path;
-        if (c.controllers == "name=systemd") v1 = c.path;
-    }
-    return !v1.empty() && v1 == path;
+std::string tracked_cgroup(pid_t pid, const std::vector<hierarchy>& layout) {
+    // /proc/PID/cgroup lists every hierarchy the kernel has, mounted here or not ("0::" even
+    // without cgroup2): systemd's is name=systemd where that is mounted here, else cgroup2.
+    bool v1 = std::any_of(layout.begin(), layout.end(), [](const hierarchy& h) {
+        return !h.unified && std::find(h.controllers.begin(), h.controllers.end(), "name=systemd") != h.controllers.end();
+    });
+    for (const procfs::cgroup_membership& c : procfs::cgroups(std::to_string(pid)))
+        if (v1 ? c.controllers == "name=systemd" : (c.hierarchy == 0 && c.controllers.empty())) return c.path;
+    return "";
 }
 
 bool unit_name::is_slice() const { return ends_with(unit, ".slice"); }
@@ -241,7 +248,15 @@ unit_name unit_for(const std::string& cgroups_path, const std::string& id) {
     if (!ends_with(u.slice, ".slice") || u.slice.size() <= 6)
         throw error("cgroupsPath " + quote(cgroups_path) + ": " + quote(u.slice) + " is not a slice");
     std::string name = parts[2].empty() ? id : parts[2];
-    u.unit = ends_with(name, ".slice") ? name : (parts[1].empty() ? "" : parts[1] + "-") + name + ".scope";
+    // Without a cgroupsPath the unit carries the runtime's name, clear of systemd's own scopes
+    // ("init.scope") and of other managers' units.
+    std::string prefix = cgroups_path.empty() ? "puncker" : parts[1];
+    u.unit = ends_with(name, ".slice") ? name : (prefix.empty() ? "" : prefix + "-") + name + ".scope";
+    // systemd's unit names: at most 255 characters, ASCII letters, digits and ':' '-' '_' '.' '\\'.
+    bool valid = u.unit.size() <= 255 && std::all_of(u.unit.begin(), u.unit.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || (c != '\0' && std::strchr(":-_.\\", c) != nullptr);
+    });
+    if (!valid) throw error("cgroupsPath " + quote(cgroups_path) + ": " + quote(u.unit) + " is not a valid systemd unit name");
     return u;
 }
 
@@ -272,60 +287,61 @@ std::vector<uint8_t> cpu_mask(const std::string& list, const std::string& where)
     return mask;
 }
 
-std::vector<property> device_properties(const std::vector<setting>& rules, const std::string& proc_devices) {
-    // Play the rules through: an "a" rule resets to allow- or deny-by-default; after that only the
-    // rules that differ from the default matter.
+std::vector<property> device_properties(const std::vector<setting>& rules) {
+    // Play the rules through bit by bit, as the kernel reads them: an "a" rule resets to allow-
+    // or deny-by-default, and each later rule grants or takes away access bits.
     bool default_allow = true;
-    std::vector<device_rule> exceptions;
+    std::vector<device_rule> allowed;  // deny-by-default: what is granted, per exact device pattern
+    bool denied_some = false;          // allow-by-default: whether anything was taken away
+    auto covers = [](const device_rule& wide, const device_rule& narrow) {
+        return wide.type == narrow.type && (wide.major < 0 || wide.major == narrow.major) &&
+               (wide.minor < 0 || wide.minor == narrow.minor);
+    };
     for (const setting& s : rules) {
         if (s.controller != "devices") continue;
         device_rule r = parse_device_rule(s.file == "devices.allow", s.value);
         if (r.type == 'a') {
             default_allow = r.allow;
-            exceptions.clear();
+            allowed.clear();
+            denied_some = false;
             continue;
         }
-        std::erase_if(exceptions, [&](const device_rule& e) {
-            return e.type == r.type && e.major == r.major && e.minor == r.minor;
-        });
-        if (r.allow != default_allow) exceptions.push_back(r);
-    }
-    if (default_allow) return {{"DevicePolicy", std::string("auto")}};
-    // The name /proc/devices gives a major: "136 pts" in the "Character devices:" part.
-    auto group_name = [&](char type, int64_t major) -> std::string {
-        std::istringstream in(proc_devices);
-        std::string line;
-        bool in_section = false;
-        while (std::getline(in, line)) {
-            if (line.rfind("Character devices:", 0) == 0) in_section = type == 'c';
-            else if (line.rfind("Block devices:", 0) == 0) in_section = type == 'b';
-            else if (in_section) {
-                std::istringstream fields(line);
-                int64_t number = -1;
-                std::string name;
-                if (fields >> number >> name && number == major) return name;
-            }
+        if (default_allow) {
+            if (!r.allow) denied_some = true;
+            continue;
         }
-        return "";
-    };
+        if (r.allow) {
+            auto same = std::find_if(allowed.begin(), allowed.end(), [&](const device_rule& e) {
+                return e.type == r.type && e.major == r.major && e.minor == r.minor;
+            });
+            if (same != allowed.end()) same->access |= r.access;
+            else allowed.push_back(r);
+            continue;
+        }
+        // A deny takes its bits from every grant it overlaps: from the devices it covers, and
+        // from a wider grant it falls inside (systemd cannot list an exception to a pattern, so
+        // the whole pattern loses those bits: closed rather than open).
+        for (device_rule& e : allowed)
+            if (covers(r, e) || covers(e, r)) e.access &= ~r.access;
+        std::erase_if(allowed, [](const device_rule& e) { return e.access == 0; });
+    }
     std::vector<std::pair<std::string, std::string>> allow;
-    for (const device_rule& r : exceptions) {
+    // systemd has no "allow everything but" either: such a list gets nothing from systemd, and
+    // the cgroup's own rules, written after, grant what it allows.
+    if (default_allow && !denied_some) return {{"DeviceAllow", allow}, {"DevicePolicy", std::string("auto")}};
+    for (const device_rule& r : allowed) {
         std::string access;
         if (r.access & 2) access += 'r';
         if (r.access & 4) access += 'w';
         if (r.access & 1) access += 'm';
         std::string kind = r.type == 'c' ? "char" : "block";
-        if (r.major < 0) {
-            allow.emplace_back(kind + "-*", access);
-        } else if (r.minor < 0) {
-            std::string name = group_name(r.type, r.major);
-            // A major the kernel has no driver for has no devices to allow.
-            if (!name.empty()) allow.emplace_back(kind + "-" + name, access);
-        } else {
-            allow.emplace_back("/dev/" + kind + "/" + std::to_string(r.major) + ":" + std::to_string(r.minor), access);
-        }
+        if (r.major < 0 && r.minor < 0) allow.emplace_back(kind + "-*", access);
+        else if (r.minor < 0) allow.emplace_back(kind + "-" + std::to_string(r.major), access);
+        else if (r.major >= 0) allow.emplace_back("/dev/" + kind + "/" + std::to_string(r.major) + ":" + std::to_string(r.minor), access);
+        // "*:N" has no systemd form; the cgroup's own rules grant it.
     }
-    return {{"DevicePolicy", std::string("strict")}, {"DeviceAllow", std::move(allow)}};
+    // DeviceAllow first: set after the policy, it would leave the unit asking for a reload.
+    return {{"DeviceAllow", std::move(allow)}, {"DevicePolicy", std::string("strict")}};
 }
 
 std::vector<property> resource_properties(const json& r, bool unified) {
@@ -371,10 +387,50 @@ std::vector<property> resource_properties(const json& r, bool unified) {
         if (unified) out.push_back({"IOWeight", static_cast<uint64_t>(1 + (n - 10) * 9999 / 990)});
         else out.push_back({"BlockIOWeight", static_cast<uint64_t>(n)});
     });
+    // cgroup2 files given as they are: the ones systemd also writes become its properties, or
+    // its next write of the controller would put its own values back.
+    auto files = r.find("unified");
+    if (unified && files != r.end() && files->is_object()) {
+        for (const auto& [file, text] : files->items()) {
+            if (!text.is_string()) continue;  // refused with a clear error by the cgroupfs translation
+            std::string where = "linux.resources.unified." + file, v = text.get<std::string>();
+            auto number = [&](const std::string& t) -> uint64_t {
+                if (t == "max") return infinity;
+                try {
+                    size_t used = 0;
+                    uint64_t n = std::stoull(t, &used);
+                    if (used == t.size()) return n;
+                } catch (const std::logic_error&) {
+                }
+                fail(where, "not a number or \"max\": " + quote(t));
+            };
+            static const std::pair<const char*, const char*> plain[] = {
+                {"memory.high", "MemoryHigh"}, {"memory.min", "MemoryMin"},         {"memory.low", "MemoryLow"},
+                {"memory.max", "MemoryMax"},   {"memory.swap.max", "MemorySwapMax"}, {"pids.max", "TasksMax"},
+                {"cpu.weight", "CPUWeight"}};
+            for (const auto& [name, prop] : plain)
+                if (file == name) out.push_back({prop, number(v)});
+            if (file == "cpu.max") {
+                std::istringstream in(v);
+                std::string q, p;
+                in >> q >> p;
+                uint64_t per = p.empty() ? 100'000 : number(p);
+                if (per == 0 || per == infinity) fail(where, "bad period in " + quote(v));
+                if (!p.empty()) out.push_back({"CPUQuotaPeriodUSec", per});
+                uint64_t max = number(q);
+                out.push_back({"CPUQuotaPerSecUSec",
+                               max == infinity ? infinity
+                                               : quota_per_sec(static_cast<int64_t>(std::min<uint64_t>(max, INT64_MAX)),
+                                                               static_cast<int64_t>(per))});
+            }
+            if (file == "cpuset.cpus") out.push_back({"AllowedCPUs", cpu_mask(v, where)});
+            if (file == "cpuset.mems") out.push_back({"AllowedMemoryNodes", cpu_mask(v, where)});
+        }
+    }
     auto devices = r.find("devices");
     if (devices != r.end() && devices->is_array() && !devices->empty()) {
         std::vector<setting> rules = v1_settings(json{{"devices", *devices}});
-        for (property& p : device_properties(rules, read_file("/proc/devices"))) out.push_back(std::move(p));
+        for (property& p : device_properties(rules)) out.push_back(std::move(p));
     }
     return out;
 }
@@ -389,6 +445,9 @@ std::vector<property> unit_properties(const unit_name& name, pid_t init, const s
         out.push_back({"PIDs", std::vector<uint32_t>{static_cast<uint32_t>(init)}});
     }
     out.push_back({"DefaultDependencies", false});
+    // Unloaded once it ends, failed or not (an OOM kill can fail a scope): nothing is left in
+    // `systemctl --failed`, and the name is free again.
+    out.push_back({"CollectMode", std::string("inactive-or-failed")});
     out.push_back({"MemoryAccounting", true});
     out.push_back({"CPUAccounting", true});
     out.push_back({unified ? "IOAccounting" : "BlockIOAccounting", true});
@@ -464,11 +523,11 @@ std::string call_job(sd_bus* bus, const char* method, const std::string& unit, F
         for (const auto& [path, result] : wait.removed)
             if (path == wait.job) return result;
         r = check(a.process(bus, nullptr), "D-Bus");
-        if (r > 0) continue;
         uint64_t now = now_usec();
         if (now >= deadline)
             throw error(std::string("systemd did not finish the ") + method + " job of " + unit + " within " +
                         std::to_string(job_timeout_usec / 1'000'000) + " s");
+        if (r > 0) continue;
         r = a.wait(bus, deadline - now);
         if (r < 0 && r != -EINTR) check(r, "D-Bus");
     }
@@ -476,7 +535,31 @@ std::string call_job(sd_bus* bus, const char* method, const std::string& unit, F
 
 }  // namespace
 
-void manager::start_transient(const std::string& unit, const std::vector<property>& props) {
+std::vector<property> manager::supported(const std::vector<property>& props) {
+    // Properties younger than some systemd still in use; the cgroup files carry them there.
+    static const std::pair<const char*, int> since[] = {
+        {"CPUQuotaPeriodUSec", 242}, {"AllowedCPUs", 244}, {"AllowedMemoryNodes", 244}};
+    auto needs = [&](const property& p) {
+        for (const auto& [name, version] : since)
+            if (p.name == name) return version;
+        return 0;
+    };
+    if (std::none_of(props.begin(), props.end(), [&](const property& p) { return needs(p) > 0; })) return props;
+    if (version_ < 0) {
+        bus_error err;
+        char* text = nullptr;
+        int r = api().get_property_string(bus_, destination, manager_path, manager_iface, "Version", &err.e, &text);
+        version_ = r >= 0 && text ? std::atoi(text) : 0;  // "252.39-1~deb12u2" -> 252
+        ::free(text);
+    }
+    std::vector<property> out;
+    for (const property& p : props)
+        if (needs(p) <= version_) out.push_back(p);
+    return out;
+}
+
+void manager::start_transient(const std::string& unit, const std::vector<property>& wanted) {
+    std::vector<property> props = supported(wanted);
     auto start = [&](const char* tolerated) {
         return call_job(
             bus_, "StartTransientUnit", unit,
@@ -508,7 +591,8 @@ void manager::reset_failed(const std::string& unit) {
     a.call(bus_, m.get(), 0, &err.e, nullptr);  // a unit that has not failed has nothing to reset
 }
 
-void manager::set_properties(const std::string& unit, const std::vector<property>& props) {
+void manager::set_properties(const std::string& unit, const std::vector<property>& wanted) {
+    std::vector<property> props = supported(wanted);
     const bus_api& a = api();
     sd_bus_message* raw = nullptr;
     check(a.new_method_call(bus_, &raw, destination, manager_path, manager_iface, "SetUnitProperties"), "D-Bus message");

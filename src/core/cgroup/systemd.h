@@ -21,17 +21,22 @@
 
 typedef struct sd_bus sd_bus;
 
+namespace pieces::cgroup {
+struct hierarchy;
+}
+
 namespace pieces::cgroup::systemd {
 
 /// True when systemd is this machine's init: /run/systemd/system is a directory.
 bool booted();
 
-/// True when `pid` sits in cgroup `path` of the hierarchy systemd tracks units in (cgroup2,
-/// else the v1 name=systemd one), as /proc/PID/cgroup shows it.
-bool holds(pid_t pid, const std::string& path);
+/// The cgroup `pid` sits in, in the hierarchy systemd tracks units in (the v1 name=systemd one
+/// where `layout` has it mounted, else cgroup2), as /proc/PID/cgroup shows it from here.
+std::string tracked_cgroup(pid_t pid, const std::vector<hierarchy>& layout);
 
 /// The unit a cgroupsPath "slice:prefix:name" stands for: "prefix-name.scope" in `slice`, or a
 /// slice of its own when the name is one ("x.slice", placed in the slice it names by its dashes).
+/// No cgroupsPath is "system.slice:puncker:<id>". Throws when the name is no valid unit name.
 struct unit_name {
     std::string unit;
     std::string slice;  ///< the parent slice ("system.slice" when the path leaves it empty)
@@ -61,11 +66,14 @@ std::vector<property> resource_properties(const nlohmann::json& resources, bool 
 std::vector<property> unit_properties(const unit_name& name, pid_t init, const std::string& id,
                                       const nlohmann::json& resources, bool unified);
 
-/// The device rules (devices.allow/deny settings, in order) as DevicePolicy/DeviceAllow: a list
-/// that ends up denying by default becomes "strict" plus what it allows; one that allows by
-/// default becomes "auto" (systemd cannot list exceptions to an allow-all). `proc_devices` is
-/// /proc/devices' text, for the names of whole majors ("char-pts").
-std::vector<property> device_properties(const std::vector<setting>& rules, const std::string& proc_devices);
+/// The device rules (devices.allow/deny settings, in order) as DeviceAllow and DevicePolicy,
+/// access bit by access bit: a list that ends up denying by default becomes "strict" plus what
+/// it grants ("/dev/char/M:m", "char-M" for a whole major, "char-*"); a deny inside a wider
+/// grant takes its bits from the whole grant. Allow-all becomes "auto" with an empty list;
+/// allow-all with exceptions, which systemd cannot express, "strict" with an empty list. The
+/// cgroup's own rules, written after systemd's, hold either way; systemd's come back when it
+/// applies the unit again (a daemon-reload), so they must never grant more.
+std::vector<property> device_properties(const std::vector<setting>& rules);
 
 /// "0-2,4" as the bitmask AllowedCPUs/AllowedMemoryNodes take (bit n of byte n/8).
 std::vector<uint8_t> cpu_mask(const std::string& list, const std::string& where);
@@ -77,7 +85,8 @@ public:
     /// This process's connection, made on first use (a `run` creates and deletes over one);
     /// throws one line naming what failed.
     static manager& connection();
-    manager(manager&& other) noexcept : bus_(std::exchange(other.bus_, nullptr)) {}
+    manager(manager&& other) noexcept
+        : bus_(std::exchange(other.bus_, nullptr)), version_(other.version_) {}
     manager& operator=(manager&&) = delete;
     ~manager();
 
@@ -96,7 +105,11 @@ public:
 private:
     explicit manager(sd_bus* bus) : bus_(bus) {}
     static manager connect();
+    /// `props` without those this systemd is too old for (its version is asked once, and only
+    /// when such a property is there).
+    std::vector<property> supported(const std::vector<property>& props);
     sd_bus* bus_ = nullptr;
+    int version_ = -1;  ///< systemd's, once asked
 };
 
 }  // namespace pieces::cgroup::systemd

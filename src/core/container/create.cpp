@@ -69,8 +69,9 @@ created_container create_container(const create_options& opts) {
         const spec::namespace_entry* pidns = cfg.linux.find(spec::ns_type::pid);
         if (!pidns || !pidns->path.empty()) linux_::ensure_running_sealed();
 
-        state_dir dir = state_dir::create(opts.root, opts.id);
+        // Checked before anything exists: a refused cgroupsPath leaves nothing behind.
         cgroup::group cg = cgroup::group::for_container(cfg.linux.cgroups_path, opts.id, opts.systemd_cgroup);
+        state_dir dir = state_dir::create(opts.root, opts.id);
         // Where systemd runs, it makes the cgroup as a unit of its own; elsewhere the same path
         // is made on cgroupfs directly.
         cgroup::systemd::manager* systemd = nullptr;
@@ -102,7 +103,8 @@ created_container create_container(const create_options& opts) {
             proc::spawn_hooks hooks;
             hooks.state_json = [&](pid_t init) { return hook_state(opts.id, "creating", init, bundle, cfg.annotations).dump(); };
             std::vector<cgroup::setting> resources = cg.settings(cfg.linux.resources);
-            bool unified = !cgroup::has_v1_hierarchies(cg.layout());
+            std::vector<cgroup::hierarchy> cg_layout = cg.layout();
+            bool unified = !cgroup::has_v1_hierarchies(cg_layout);
             bool via_systemd = opts.systemd_cgroup && cgroup::systemd::booted();
             // Ours only once systemd has started the unit: a refused unit may be another's.
             if (via_systemd) cg = cgroup::group();
@@ -114,12 +116,20 @@ created_container create_container(const create_options& opts) {
                     systemd->start_transient(
                         name.unit, cgroup::systemd::unit_properties(name, init, opts.id, cfg.linux.resources, unified));
                     unit = name.unit;
-                    // A scope is where its name says, below systemd's root, which is ours when we
-                    // share its cgroup namespace: the init's own cgroup shows it. Otherwise (and
-                    // for slices, which the init joins later) systemd is asked. The hierarchies
-                    // systemd leaves alone get the same path.
-                    std::string where = cgroup::systemd_to_cgroupfs(path, opts.id);
-                    if (name.is_slice() || !cgroup::systemd::holds(init, where)) where = systemd->control_group(unit);
+                    // Where systemd put the init, as seen from here (systemd is asked only for a
+                    // slice, which the init joins below). The hierarchies systemd leaves alone
+                    // get the same path.
+                    std::string where = name.is_slice() ? systemd->control_group(unit)
+                                                        : cgroup::systemd::tracked_cgroup(init, cg_layout);
+                    // Never a hierarchy's root, nor above this namespace's: those are not ours.
+                    if (where.empty() || where == "/" || where.rfind("/..", 0) == 0)
+                        throw error("systemd placed the container in " + quote(where) +
+                                    ", outside this cgroup namespace: run puncker in systemd's cgroup namespace");
+                    // A scope's directory carries its name; any other is not the unit's.
+                    std::string leaf = "/" + unit;
+                    if (!name.is_slice() && (where.size() < leaf.size() ||
+                                             where.compare(where.size() - leaf.size(), leaf.size(), leaf) != 0))
+                        throw error("systemd placed the container in " + quote(where) + ", not in " + unit);
                     cg = cgroup::group::for_container(where, opts.id);
                 }
                 cg.create_and_join(init, resources);
