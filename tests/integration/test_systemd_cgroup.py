@@ -120,6 +120,11 @@ def test_limits_are_unit_properties_and_cgroup_files(systemd_host):
 
         # update goes to systemd too: a daemon-reload, which re-applies what systemd holds,
         # keeps the new values.
+        # A quota alone is a share of the period in force (50 ms here): 25 ms per 50 ms is 500 ms/s.
+        host.inner("update", "--cpu-period", "50000", "lim1")
+        host.inner("update", "--cpu-quota", "25000", "lim1")
+        assert show(host, unit, "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec") == {
+            "CPUQuotaPerSecUSec": "500ms", "CPUQuotaPeriodUSec": "50ms"}
         host.inner("update", "--memory", str(128 * MiB), "--pids-limit", "80", "lim1")
         assert show(host, unit, "MemoryLimit", "TasksMax") == {"MemoryLimit": str(128 * MiB), "TasksMax": "80"}
         # Values changed behind systemd's back are put back from what it holds: the new ones.

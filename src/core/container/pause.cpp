@@ -1,4 +1,10 @@
+#include <unistd.h>
+
+#include <optional>
+#include <sstream>
+
 #include "core/base/error.h"
+#include "core/base/fs.h"
 #include "core/cgroup/cgroup.h"
 #include "core/cgroup/resources.h"
 #include "core/cgroup/systemd.h"
@@ -35,6 +41,50 @@ nlohmann::json stats_event(const std::string& root, const std::string& id) {
     });
 }
 
+namespace {
+
+// systemd keeps the quota as a share of a second: a new quota alone needs the period in force
+// (and a new period alone the quota), which the update may not give. They are read from the
+// cgroup: cpu.cfs_quota_us/cfs_period_us on v1, "quota period" in cpu.max on cgroup2.
+nlohmann::json with_cpu_pair(const cgroup::group& cg, nlohmann::json resources) {
+    if (!resources.is_object()) return resources;
+    nlohmann::json cpu = resources.value("cpu", nlohmann::json());
+    if (!cpu.is_object()) return resources;
+    auto given = [&](const char* key) {
+        auto it = cpu.find(key);
+        return it != cpu.end() && !it->is_null();
+    };
+    bool quota = given("quota"), period = given("period");
+    if (quota == period) return resources;
+    auto number = [](const std::string& text) -> std::optional<int64_t> {
+        if (text == "max") return -1;
+        try {
+            return std::stoll(text);
+        } catch (const std::logic_error&) {
+            return std::nullopt;
+        }
+    };
+    std::optional<int64_t> current_quota, current_period;
+    auto v1 = cg.v1_dirs();
+    if (auto it = v1.find("cpu"); it != v1.end()) {
+        current_quota = number(read_file(it->second + "/cpu.cfs_quota_us"));
+        current_period = number(read_file(it->second + "/cpu.cfs_period_us"));
+    } else if (std::string v2 = cg.v2_dir(); !v2.empty() && ::access((v2 + "/cpu.max").c_str(), F_OK) == 0) {
+        std::istringstream in(read_file(v2 + "/cpu.max"));
+        std::string q, p;
+        in >> q >> p;
+        current_quota = number(q);
+        current_period = number(p);
+    }
+    // erase first: a key given as null would keep emplace from writing
+    if (!quota && current_quota) cpu.erase("quota"), cpu.emplace("quota", *current_quota);
+    if (!period && current_period) cpu.erase("period"), cpu.emplace("period", *current_period);
+    resources["cpu"] = std::move(cpu);
+    return resources;
+}
+
+}  // namespace
+
 void update(const std::string& root, const std::string& id, const nlohmann::json& resources) {
     with_context("update container " + id, [&] {
         state_dir dir = state_dir::open(root, id, true);
@@ -45,7 +95,7 @@ void update(const std::string& root, const std::string& id, const nlohmann::json
         // systemd first, so that it holds the new values and does not put back the old ones.
         if (!s.systemd_unit.empty()) {
             std::vector<cgroup::systemd::property> props =
-                cgroup::systemd::resource_properties(resources, !cgroup::has_v1_hierarchies(cg.layout()));
+                cgroup::systemd::resource_properties(with_cpu_pair(cg, resources), !cgroup::has_v1_hierarchies(cg.layout()));
             if (!props.empty()) cgroup::systemd::manager::connection().set_properties(s.systemd_unit, props);
         }
         cg.apply(settings);
