@@ -76,9 +76,12 @@ nlohmann::json with_cpu_pair(const cgroup::group& cg, nlohmann::json resources) 
         current_quota = number(q);
         current_period = number(p);
     }
-    // erase first: a key given as null would keep emplace from writing
-    if (!quota && current_quota) cpu.erase("quota"), cpu.emplace("quota", *current_quota);
-    if (!period && current_period) cpu.erase("period"), cpu.emplace("period", *current_period);
+    auto set = [&](const char* key, int64_t value) {
+        cpu.erase(key);  // a key given as null would keep emplace from writing
+        cpu.emplace(key, value);
+    };
+    if (!quota && current_quota) set("quota", *current_quota);
+    if (!period && current_period) set("period", *current_period);
     resources["cpu"] = std::move(cpu);
     return resources;
 }
