@@ -116,6 +116,13 @@ int check(int r, const std::string& what) {
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) { throw error(where + ": " + what); }
 
+// A new call of the systemd manager's method `member`.
+message_ptr manager_method(sd_bus* bus, const char* member) {
+    sd_bus_message* raw = nullptr;
+    check(api().new_method_call(bus, &raw, destination, manager_path, manager_iface, member), "D-Bus message");
+    return message_ptr(raw);
+}
+
 // The pieces of "slice:prefix:name", checked the way systemd_to_cgroupfs checks them.
 std::vector<std::string> split_path(const std::string& cgroups_path) {
     std::vector<std::string> parts;
@@ -129,10 +136,6 @@ std::vector<std::string> split_path(const std::string& cgroups_path) {
     return parts;
 }
 
-bool ends_with(const std::string& s, const char* suffix) {
-    std::string_view x(suffix);
-    return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
-}
 
 // One value into an open message, inside a variant of its signature.
 void append_value(sd_bus_message* m, const value& v) {
@@ -228,30 +231,47 @@ bool booted() {
     return ::lstat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-std::string tracked_cgroup(pid_t pid, const std::vector<hierarchy>& layout) {
-    // /proc/PID/cgroup lists every hierarchy the kernel has, mounted here or not ("0::" even
-    // without cgroup2): systemd's is name=systemd where that is mounted here, else cgroup2.
-    bool v1 = std::any_of(layout.begin(), layout.end(), [](const hierarchy& h) {
+namespace {
+
+// systemd tracks units in the name=systemd hierarchy where that is mounted here (v1 and hybrid
+// hosts), else in cgroup2.
+bool tracks_in_v1(const std::vector<hierarchy>& layout) {
+    return std::any_of(layout.begin(), layout.end(), [](const hierarchy& h) {
         return !h.unified && std::find(h.controllers.begin(), h.controllers.end(), "name=systemd") != h.controllers.end();
     });
+}
+
+}  // namespace
+
+std::string tracked_cgroup(pid_t pid, const std::vector<hierarchy>& layout) {
+    // /proc/PID/cgroup lists every hierarchy the kernel has, mounted here or not ("0::" even
+    // without cgroup2): the layout says which one is systemd's.
+    bool v1 = tracks_in_v1(layout);
     for (const procfs::cgroup_membership& c : procfs::cgroups(std::to_string(pid)))
         if (v1 ? c.controllers == "name=systemd" : (c.hierarchy == 0 && c.controllers.empty())) return c.path;
     return "";
 }
 
-bool unit_name::is_slice() const { return ends_with(unit, ".slice"); }
+std::string tracked_dir(const group& cg) {
+    if (!tracks_in_v1(cg.layout())) return cg.v2_dir();
+    auto v1 = cg.v1_dirs();
+    auto it = v1.find("name=systemd");
+    return it == v1.end() ? "" : it->second;
+}
+
+bool unit_name::is_slice() const { return unit.ends_with(".slice"); }
 
 unit_name unit_for(const std::string& cgroups_path, const std::string& id) {
     std::vector<std::string> parts = split_path(cgroups_path);
     unit_name u;
     u.slice = parts[0].empty() ? "system.slice" : parts[0];
-    if (!ends_with(u.slice, ".slice") || u.slice.size() <= 6)
+    if (!u.slice.ends_with(".slice") || u.slice.size() <= 6)
         throw error("cgroupsPath " + quote(cgroups_path) + ": " + quote(u.slice) + " is not a slice");
     std::string name = parts[2].empty() ? id : parts[2];
     // Without a cgroupsPath the unit carries the runtime's name, clear of systemd's own scopes
     // ("init.scope") and of other managers' units.
     std::string prefix = cgroups_path.empty() ? "puncker" : parts[1];
-    u.unit = ends_with(name, ".slice") ? name : (prefix.empty() ? "" : prefix + "-") + name + ".scope";
+    u.unit = name.ends_with(".slice") ? name : (prefix.empty() ? "" : prefix + "-") + name + ".scope";
     // systemd's unit names: at most 255 characters, ASCII letters, digits and ':' '-' '_' '.' '\\'.
     bool valid = u.unit.size() <= 255 && std::all_of(u.unit.begin(), u.unit.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || (c != '\0' && std::strchr(":-_.\\", c) != nullptr);
@@ -503,9 +523,7 @@ std::string call_job(sd_bus* bus, const char* method, const std::string& unit, F
                                nullptr, &wait),
           "listen for systemd's JobRemoved");
     slot_ptr slot(raw_slot);
-    sd_bus_message* raw = nullptr;
-    check(a.new_method_call(bus, &raw, destination, manager_path, manager_iface, method), "D-Bus message");
-    message_ptr m(raw);
+    message_ptr m = manager_method(bus, method);
     fill(m.get());
     bus_error err;
     sd_bus_message* raw_reply = nullptr;
@@ -583,9 +601,7 @@ void manager::start_transient(const std::string& unit, const std::vector<propert
 
 void manager::reset_failed(const std::string& unit) {
     const bus_api& a = api();
-    sd_bus_message* raw = nullptr;
-    check(a.new_method_call(bus_, &raw, destination, manager_path, manager_iface, "ResetFailedUnit"), "D-Bus message");
-    message_ptr m(raw);
+    message_ptr m = manager_method(bus_, "ResetFailedUnit");
     check(a.append(m.get(), "s", unit.c_str()), "D-Bus message");
     bus_error err;
     a.call(bus_, m.get(), 0, &err.e, nullptr);  // a unit that has not failed has nothing to reset
@@ -594,9 +610,7 @@ void manager::reset_failed(const std::string& unit) {
 void manager::set_properties(const std::string& unit, const std::vector<property>& wanted) {
     std::vector<property> props = supported(wanted);
     const bus_api& a = api();
-    sd_bus_message* raw = nullptr;
-    check(a.new_method_call(bus_, &raw, destination, manager_path, manager_iface, "SetUnitProperties"), "D-Bus message");
-    message_ptr m(raw);
+    message_ptr m = manager_method(bus_, "SetUnitProperties");
     check(a.append(m.get(), "sb", unit.c_str(), 1), "D-Bus message");
     append_properties(m.get(), props);
     bus_error err;
@@ -618,9 +632,7 @@ std::string manager::control_group(const std::string& unit) {
     // GetUnit answers for loaded units only; a unit we started is loaded while it runs.
     bus_error err;
     sd_bus_message* raw_reply = nullptr;
-    sd_bus_message* raw = nullptr;
-    check(a.new_method_call(bus_, &raw, destination, manager_path, manager_iface, "GetUnit"), "D-Bus message");
-    message_ptr m(raw);
+    message_ptr m = manager_method(bus_, "GetUnit");
     check(a.append(m.get(), "s", unit.c_str()), "D-Bus message");
     int r = a.call(bus_, m.get(), 0, &err.e, &raw_reply);
     message_ptr reply(raw_reply);
@@ -629,7 +641,7 @@ std::string manager::control_group(const std::string& unit) {
     check(a.read(reply.get(), "o", &path), "systemd GetUnit reply");
     bus_error perr;
     char* cg = nullptr;
-    const char* iface = ends_with(unit, ".slice") ? "org.freedesktop.systemd1.Slice" : "org.freedesktop.systemd1.Scope";
+    const char* iface = unit.ends_with(".slice") ? "org.freedesktop.systemd1.Slice" : "org.freedesktop.systemd1.Scope";
     r = a.get_property_string(bus_, destination, path, iface, "ControlGroup", &perr.e, &cg);
     if (r < 0) throw error("systemd ControlGroup of " + unit + ": " + perr.text(r), -r);
     std::string out = cg ? cg : "";

@@ -23,6 +23,7 @@ typedef struct sd_bus sd_bus;
 
 namespace pieces::cgroup {
 struct hierarchy;
+class group;
 }
 
 namespace pieces::cgroup::systemd {
@@ -33,6 +34,9 @@ bool booted();
 /// The cgroup `pid` sits in, in the hierarchy systemd tracks units in (the v1 name=systemd one
 /// where `layout` has it mounted, else cgroup2), as /proc/PID/cgroup shows it from here.
 std::string tracked_cgroup(pid_t pid, const std::vector<hierarchy>& layout);
+
+/// The group's directory in that same hierarchy, "" when it has none.
+std::string tracked_dir(const group& cg);
 
 /// The unit a cgroupsPath "slice:prefix:name" stands for: "prefix-name.scope" in `slice`, or a
 /// slice of its own when the name is one ("x.slice", placed in the slice it names by its dashes).

@@ -126,9 +126,7 @@ created_container create_container(const create_options& opts) {
                         throw error("systemd placed the container in " + quote(where) +
                                     ", outside this cgroup namespace: run puncker in systemd's cgroup namespace");
                     // A scope's directory carries its name; any other is not the unit's.
-                    std::string leaf = "/" + unit;
-                    if (!name.is_slice() && (where.size() < leaf.size() ||
-                                             where.compare(where.size() - leaf.size(), leaf.size(), leaf) != 0))
+                    if (!name.is_slice() && !where.ends_with("/" + unit))
                         throw error("systemd placed the container in " + quote(where) + ", not in " + unit);
                     cg = cgroup::group::for_container(where, opts.id);
                 }

@@ -31,16 +31,10 @@ void kill_and_wait(const saved_state& s) {
 }
 
 // systemd stops a scope once it is empty and removes its cgroup: with the directory of the
-// hierarchy it tracks units in gone (cgroup2, else name=systemd), there is nothing to stop.
+// hierarchy it tracks units in gone, there is nothing to stop.
 bool systemd_still_holds(const cgroup::group& cg) {
-    std::string dir = cg.v2_dir();
-    if (dir.empty()) {
-        auto v1 = cg.v1_dirs();
-        auto it = v1.find("name=systemd");
-        if (it == v1.end()) return true;
-        dir = it->second;
-    }
-    return ::access(dir.c_str(), F_OK) == 0;
+    std::string dir = cgroup::systemd::tracked_dir(cg);
+    return dir.empty() || ::access(dir.c_str(), F_OK) == 0;
 }
 
 }  // namespace

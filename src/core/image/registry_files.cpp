@@ -26,11 +26,16 @@ std::string ascii_lower(std::string s) {
     return s;
 }
 
+// $HOME, or root's home when it is unset (as under some service managers).
+std::string home_dir() {
+    const char* home = std::getenv("HOME");
+    return home && *home ? home : "/root";
+}
+
 std::string home_config(const char* env, const char* file) {
     if (const char* p = std::getenv(env); p && *p) return p;
     if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/pieces/" + file;
-    const char* home = std::getenv("HOME");
-    return std::string(home && *home ? home : "/root") + "/.config/pieces/" + file;
+    return home_dir() + "/.config/pieces/" + file;
 }
 
 // A JSON file that may be missing (then: an empty object); a broken one is an error.
@@ -172,8 +177,7 @@ std::vector<std::string> credential_files() {
     if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) {
         docker = std::string(d) + "/config.json";
     } else {
-        const char* home = std::getenv("HOME");
-        docker = std::string(home && *home ? home : "/root") + "/.docker/config.json";
+        docker = home_dir() + "/.docker/config.json";
     }
     return {auth_file_path(), docker};
 }
