@@ -47,6 +47,29 @@ void check_config_for_create(const spec::config& cfg, const create_options& opts
     if (!S_ISDIR(st.st_mode)) throw error("rootfs " + quote(rootfs) + " is not a directory");
 }
 
+// Has systemd start the container's unit with `init` in it and returns the cgroup the unit
+// got, in every hierarchy. `unit` is set as soon as the unit runs, so that a failure after that
+// can stop it.
+cgroup::group start_unit(cgroup::systemd::manager& systemd, const spec::config& cfg, const std::string& id, pid_t init,
+                         const std::vector<cgroup::hierarchy>& layout, std::string& unit) {
+    const std::string& path = cfg.linux.cgroups_path.value_or("");
+    cgroup::systemd::unit_name name = cgroup::systemd::unit_for(path, id);
+    bool unified = !cgroup::has_v1_hierarchies(layout);
+    systemd.start_transient(name.unit, cgroup::systemd::unit_properties(name, init, id, cfg.linux.resources, unified));
+    unit = name.unit;
+    // Where systemd put the init, as seen from here (systemd is asked only for a slice, which
+    // the init joins afterwards). The hierarchies systemd leaves alone get the same path.
+    std::string where = name.is_slice() ? systemd.control_group(unit) : cgroup::systemd::tracked_cgroup(init, layout);
+    // Never a hierarchy's root, nor above this namespace's: those are not ours.
+    if (where.empty() || where == "/" || where.rfind("/..", 0) == 0)
+        throw error("systemd placed the container in " + quote(where) +
+                    ", outside this cgroup namespace: run puncker in systemd's cgroup namespace");
+    // A scope's directory carries its name; any other is not the unit's.
+    if (!name.is_slice() && !where.ends_with("/" + unit))
+        throw error("systemd placed the container in " + quote(where) + ", not in " + unit);
+    return cgroup::group::for_container(where, id);
+}
+
 }  // namespace
 
 nlohmann::json hook_state(const std::string& id, const char* status, pid_t pid, const std::string& bundle,
@@ -104,31 +127,13 @@ created_container create_container(const create_options& opts) {
             hooks.state_json = [&](pid_t init) { return hook_state(opts.id, "creating", init, bundle, cfg.annotations).dump(); };
             std::vector<cgroup::setting> resources = cg.settings(cfg.linux.resources);
             std::vector<cgroup::hierarchy> cg_layout = cg.layout();
-            bool unified = !cgroup::has_v1_hierarchies(cg_layout);
             bool via_systemd = opts.systemd_cgroup && cgroup::systemd::booted();
             // Ours only once systemd has started the unit: a refused unit may be another's.
             if (via_systemd) cg = cgroup::group();
             hooks.join_cgroup = [&](pid_t init) {
                 if (via_systemd) {
-                    const std::string& path = cfg.linux.cgroups_path.value_or("");
-                    cgroup::systemd::unit_name name = cgroup::systemd::unit_for(path, opts.id);
                     systemd = &cgroup::systemd::manager::connection();
-                    systemd->start_transient(
-                        name.unit, cgroup::systemd::unit_properties(name, init, opts.id, cfg.linux.resources, unified));
-                    unit = name.unit;
-                    // Where systemd put the init, as seen from here (systemd is asked only for a
-                    // slice, which the init joins below). The hierarchies systemd leaves alone
-                    // get the same path.
-                    std::string where = name.is_slice() ? systemd->control_group(unit)
-                                                        : cgroup::systemd::tracked_cgroup(init, cg_layout);
-                    // Never a hierarchy's root, nor above this namespace's: those are not ours.
-                    if (where.empty() || where == "/" || where.rfind("/..", 0) == 0)
-                        throw error("systemd placed the container in " + quote(where) +
-                                    ", outside this cgroup namespace: run puncker in systemd's cgroup namespace");
-                    // A scope's directory carries its name; any other is not the unit's.
-                    if (!name.is_slice() && !where.ends_with("/" + unit))
-                        throw error("systemd placed the container in " + quote(where) + ", not in " + unit);
-                    cg = cgroup::group::for_container(where, opts.id);
+                    cg = start_unit(*systemd, cfg, opts.id, init, cg_layout, unit);
                 }
                 cg.create_and_join(init, resources);
             };
