@@ -42,6 +42,7 @@ or boots one itself with `with booted_systemd(base_dir, runtime_binary, mode) as
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import resource
@@ -72,6 +73,7 @@ INNER_PUNCKER = "/opt/pieces/puncker"
 # A host directory, writable, at the same path inside: bundles for the inner puncker.
 INNER_BUNDLES = "/bundles"
 BOOT_TIMEOUT = 60
+TIOCGPTPEER = 0x5441  # <asm-generic/ioctls.h>: open the slave of a pty master
 HOSTNAME = "systemd-host"
 # The system bus; dbus.socket listens there.
 BUS = "unix:path=/run/dbus/system_bus_socket"
@@ -514,6 +516,7 @@ class ConsoleReader:
         self.socket_path = socket_path
         self.out = out
         self.master = -1
+        self.slave = -1
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(str(socket_path))
         self._server.listen(1)
@@ -543,6 +546,10 @@ class ConsoleReader:
             self.socket_path.unlink()
         if "fd" in self._got:
             self.master = self._got["fd"]
+            # systemd opens /dev/console for a message and closes it again; while no slave is
+            # open, a read of the master fails with EIO. A slave of our own (TIOCGPTPEER works
+            # whichever devpts the pty lives in) keeps the pty up until close().
+            self.slave = fcntl.ioctl(self.master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
             self._copier = threading.Thread(target=self._copy, daemon=True)
             self._copier.start()
 
@@ -564,9 +571,10 @@ class ConsoleReader:
         self._stop.set()
         if self._copier is not None:
             self._copier.join(5)
-        if self.master >= 0:
-            os.close(self.master)
-            self.master = -1
+        for fd in (self.slave, self.master):
+            if fd >= 0:
+                os.close(fd)
+        self.master = self.slave = -1
 
 
 @contextlib.contextmanager
