@@ -486,7 +486,11 @@ def test_tls_with_a_self_signed_ca(pieces, other_registry, workdir, monkeypatch)
 class TokenServer:
     """A small token server as the registry's `auth: token` delegates to: grants pull to
     anonymous callers, pull and push to tester:s3cret, refuses other credentials; signs RS256
-    JWTs whose x5c certificate is the registry's rootcertbundle."""
+    JWTs whose x5c certificate is the registry's rootcertbundle. Also an OAuth2 endpoint at the
+    same realm: a POSTed refresh_token grant of REFRESH_TOKEN (tester's identity token) is
+    answered with an access token, any other grant with 400 invalid_grant."""
+
+    REFRESH_TOKEN = "tester-identity-token/+="
 
     def __init__(self, d: Path):
         self.key, self.cert = d / "token.key", d / "token.pem"
@@ -510,6 +514,22 @@ class TokenServer:
                 server.requests.append({"service": query.get("service"), "scope": query.get("scope"), "user": user})
                 body = json.dumps({"token": server.token(query["service"][0], query.get("scope", []), user or "")}).encode()
                 self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+                server.requests.append({"method": "POST", "content_type": self.headers.get("Content-Type"),
+                                        "authorization": self.headers.get("Authorization"),
+                                        **{k: v[0] for k, v in form.items()}})
+                ok = form.get("grant_type") == ["refresh_token"] and form.get("refresh_token") == [server.REFRESH_TOKEN]
+                answer = {"access_token": server.token(form["service"][0], form.get("scope", []), "tester"),
+                          "expires_in": 300, "scope": form.get("scope", [""])[0]} if ok else {"error": "invalid_grant"}
+                body = json.dumps(answer).encode()
+                self.send_response(200 if ok else 400)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -574,6 +594,52 @@ def test_bearer_tokens_from_a_token_server(pieces, token_registry, workdir, monk
     # Refused credentials: one line, nothing stored.
     monkeypatch.setenv("PIECES_AUTH_FILE", auth_file(workdir, reg.host, "tester:wrong"))
     expect_failure(pieces, ["pull", f"{reg.host}/multi:1"], "authentication refused by the token server")
+
+
+@needs_openssl
+def test_identity_token_from_dockers_config(pieces, source, token_registry, workdir, monkeypatch):
+    """An `identitytoken` in Docker's config.json (what `docker login` keeps when a token server
+    gives it a refresh token) is exchanged at the realm by an OAuth2 refresh_token POST, never
+    sent as a password; it carries pulls and pushes. A refused token is one line, nothing stored."""
+    tokens, reg = token_registry
+    monkeypatch.delenv("PIECES_AUTH_FILE", raising=False)
+    monkeypatch.setenv("HOME", str(workdir / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(workdir / "xdg"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(workdir / "docker"))
+    (workdir / "docker").mkdir()
+    config = workdir / "docker" / "config.json"
+    # The user and (empty) password beside the token are not what counts.
+    entry = {"auth": base64.b64encode(b"tester:").decode(), "identitytoken": TokenServer.REFRESH_TOKEN}
+    config.write_text(json.dumps({"auths": {reg.host: entry}}))
+    name = f"{reg.host}/bb:1"
+    pieces.ok("pull", name)
+    check_pulled_image(pieces, name)
+    posted = [r for r in tokens.requests if r.get("method") == "POST"]
+    assert posted == [{"method": "POST", "content_type": "application/x-www-form-urlencoded", "authorization": None,
+                       "grant_type": "refresh_token", "client_id": "pieces", "refresh_token": TokenServer.REFRESH_TOKEN,
+                       "service": "pieces-registry", "scope": "repository:bb:pull"}], tokens.requests
+    assert len(posted) == len(tokens.requests), "a GET with the token as a password"
+
+    # Push needs tester's rights: anonymous would get pull only.
+    tokens.requests.clear()
+    source.ok("push", "src:1", f"{reg.host}/idtoken:1")
+    assert [r["scope"] for r in tokens.requests] == ["repository:idtoken:pull,push"], tokens.requests
+    pieces.ok("pull", f"{reg.host}/idtoken:1")
+
+    entry["identitytoken"] = "revoked"
+    config.write_text(json.dumps({"auths": {reg.host: entry}}))
+    expect_failure(pieces, ["pull", f"{reg.host}/multi:1"], "authentication refused by the token server")
+
+
+@needs_openssl
+def test_identity_token_refused_where_basic_auth_is_asked(pieces, other_registry, workdir, monkeypatch):
+    (workdir / "htpasswd").write_text(HTPASSWD)
+    reg = other_registry(auth=f"{{htpasswd: {{realm: pieces-test, path: {workdir / 'htpasswd'}}}}}")
+    path = workdir / "idtoken.json"
+    path.write_text(json.dumps({"auths": {reg.host: {"identitytoken": TokenServer.REFRESH_TOKEN}}}))
+    monkeypatch.setenv("PIECES_AUTH_FILE", str(path))
+    err = expect_failure(pieces, ["pull", f"{reg.host}/bb:1"], "identity token")
+    assert "Basic authentication" in err, err
 
 
 def serve(handler_class) -> tuple[http.server.ThreadingHTTPServer, int]:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from test_pieces import base_tarball, pieces  # noqa: F401 (fixtures)
-from test_registry import HTPASSWD, Registry, check_pulled_image, expect_failure, registry, source_store  # noqa: F401 (registry: fixture)
+from test_registry import (HTPASSWD, Registry, TokenServer, check_pulled_image, expect_failure,  # noqa: F401 (fixtures)
+                           needs_openssl, other_registry, pushed, registry, source, source_store, token_registry)
 
 HELPER = shutil.which("docker-credential-pass")
 needs_pass = pytest.mark.skipif(not HELPER or not shutil.which("pass") or not shutil.which("gpg"),
@@ -169,6 +170,21 @@ def test_dockers_own_config_when_pieces_file_has_nothing(pieces, locked, passwor
     pieces.ok("rmi", name)
     pieces.ok("pull", name)
     check_pulled_image(pieces, name)
+
+
+@needs_pass
+@needs_openssl
+def test_identity_token_kept_by_pass(pieces, token_registry, password_store, workdir, monkeypatch):
+    """A helper's answer for the user "<token>" is an identity token: exchanged at the token
+    server by an OAuth2 refresh_token POST, never sent as a password."""
+    tokens, reg = token_registry
+    auth_file(workdir, {"credsStore": "pass"}, monkeypatch)
+    password_store.store(reg.host, "<token>", TokenServer.REFRESH_TOKEN)
+    name = f"{reg.host}/bb:1"
+    pieces.ok("pull", name)
+    check_pulled_image(pieces, name)
+    assert [(r.get("method"), r.get("grant_type"), r.get("refresh_token")) for r in tokens.requests] == \
+        [("POST", "refresh_token", TokenServer.REFRESH_TOKEN)], tokens.requests
 
 
 def test_a_missing_helper_is_one_clear_error(pieces, locked, workdir, monkeypatch):

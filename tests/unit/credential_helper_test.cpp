@@ -37,7 +37,12 @@ TEST(HelperAnswer, ParsedOrRefused) {
     EXPECT_EQ(img::parse_helper_credentials(R"({"ServerURL":"127.0.0.1:5000","Username":"tester","Secret":"s3:cret"})"),
               "tester:s3:cret");
     EXPECT_EQ(img::parse_helper_credentials(R"({"ServerURL":"nope:1","Username":"","Secret":""})"), std::nullopt);
-    EXPECT_THROW(img::parse_helper_credentials(R"({"ServerURL":"x","Username":"<token>","Secret":"refresh"})"), pieces::error);
+    // An identity token keeps the helper's user name, which identity_token() recognises.
+    auto token = img::parse_helper_credentials(R"({"ServerURL":"x","Username":"<token>","Secret":"refresh:1"})");
+    EXPECT_EQ(token, "<token>:refresh:1");
+    EXPECT_EQ(img::identity_token(*token), "refresh:1");
+    EXPECT_EQ(img::identity_token("tester:<token>"), std::nullopt);
+    EXPECT_EQ(img::identity_token("<token>x:y"), std::nullopt);
     EXPECT_THROW(img::parse_helper_credentials("credentials not found in native keychain\n"), pieces::error);
     EXPECT_THROW(img::parse_helper_credentials(R"({"Username":"tester"})"), pieces::error);
     EXPECT_TRUE(img::helper_says_not_found(1, "credentials not found in native keychain\n"));

@@ -132,6 +132,10 @@ TEST_F(ConfigFiles, CredentialsFromDockerStyleAuths) {
     EXPECT_EQ(img::credentials_for("registry.lan:5000"), "u:p:w");
     EXPECT_EQ(img::credentials_for("other.example"), std::nullopt);
     EXPECT_THROW(img::credentials_for("bad.example"), pieces::error);
+    // `docker login` against an OAuth2 token server keeps a refresh token beside an empty password;
+    // the token is what counts.
+    write("auth.json", R"({"auths": {"acr.example": {"auth": "dXNlcjo=", "identitytoken": "refresh-1"}}})");
+    EXPECT_EQ(img::credentials_for("acr.example"), "<token>:refresh-1");
 }
 
 TEST_F(ConfigFiles, SavedCredentialsReplaceTheirRegistrysEntriesAndKeepTheRest) {

@@ -51,7 +51,6 @@ std::optional<std::string> parse_helper_credentials(const std::string& output) {
         throw error("an answer that is not {\"Username\": ..., \"Secret\": ...}: " + last_line(output));
     std::string user = j["Username"].get<std::string>();
     if (user.empty() && j["Secret"].get<std::string>().empty()) return std::nullopt;
-    if (user == "<token>") throw error("an identity token, which pieces does not support (log in with a user name and password)");
     if (user.find(':') != std::string::npos) throw error("a user name with ':', which Basic authentication cannot carry");
     return user + ":" + j["Secret"].get<std::string>();
 }

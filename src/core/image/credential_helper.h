@@ -13,8 +13,8 @@ inline constexpr int credential_helper_timeout_seconds = 60;
 
 /// "user:secret" from what a helper's `get` printed ({"ServerURL":..,"Username":..,"Secret":..});
 /// nothing when both are empty (how docker-credential-pass 0.6 answers for what it lacks).
-/// Throws on anything else, and for an identity token (Username "<token>"), which registries
-/// take only through OAuth2 refresh, not as a password.
+/// An identity token is the user "<token>" with the token as secret (see identity_token()).
+/// Throws on anything else.
 std::optional<std::string> parse_helper_credentials(const std::string& output);
 
 /// Whether a helper that exited with `status` and printed `output` said "no such credentials"

@@ -499,12 +499,13 @@ void registry_client::authenticate(const challenge& c, bool renewal) {
     auto expires = std::chrono::steady_clock::time_point::max();
     if (scheme == "basic") {
         if (!creds) throw error("authentication required by " + host + " (no credentials for it in the auth files or their credential helpers)");
+        if (identity_token(*creds))
+            throw error("authentication: the credentials for " + host + " are an identity token, which only a token server takes, and " + host + " asks for Basic authentication");
         auth = "Basic " + base64(*creds);
     } else if (scheme == "bearer") {
         auto realm = c.params.find("realm");
         if (realm == c.params.end() || realm->second.empty()) throw error("authentication: a Bearer challenge without a realm");
-        std::string url = realm->second;
-        if (auto s = c.params.find("service"); s != c.params.end()) url = with_query(url, "service=" + url_escape(s->second));
+        auto service = c.params.find("service");
         // What this client needs, and what the challenge names besides (space-separated scopes).
         std::vector<std::string> scopes = scopes_;
         if (auto s = c.params.find("scope"); s != c.params.end())
@@ -514,13 +515,30 @@ void registry_client::authenticate(const challenge& c, bool renewal) {
                 if (!one.empty() && std::find(scopes.begin(), scopes.end(), one) == scopes.end()) scopes.push_back(one);
                 i = end + 1;
             }
-        for (const auto& scope : scopes) url = with_query(url, "scope=" + url_escape(scope));
-        std::vector<std::string> headers;
-        // Credentials go to the token server named by the registry (anonymous without them).
-        if (creds) headers.push_back("Authorization: Basic " + base64(*creds));
-        response r = send_once("GET", url, headers, {}, nullptr, false);
+        std::string url = realm->second;
+        response r;
+        if (auto refresh = creds ? identity_token(*creds) : std::nullopt) {
+            // An identity token is an OAuth2 refresh token: the realm exchanges it for an access
+            // token in a form POST (RFC 6749 section 6), the scopes space-separated in one field.
+            std::string form = "grant_type=refresh_token&client_id=pieces&refresh_token=" + url_escape(*refresh);
+            if (service != c.params.end()) form += "&service=" + url_escape(service->second);
+            std::string joined;
+            for (const auto& scope : scopes) joined += (joined.empty() ? "" : " ") + scope;
+            if (!joined.empty()) form += "&scope=" + url_escape(joined);
+            upload body{form, -1, static_cast<int64_t>(form.size()), {}};
+            r = send_once("POST", url, {"Content-Type: application/x-www-form-urlencoded"}, {}, &body, false);
+        } else {
+            if (service != c.params.end()) url = with_query(url, "service=" + url_escape(service->second));
+            for (const auto& scope : scopes) url = with_query(url, "scope=" + url_escape(scope));
+            std::vector<std::string> headers;
+            // Credentials go to the token server named by the registry (anonymous without them).
+            if (creds) headers.push_back("Authorization: Basic " + base64(*creds));
+            r = send_once("GET", url, headers, {}, nullptr, false);
+        }
         if (r.rc != CURLE_OK) throw error("token server " + origin_of(url) + ": " + r.curl_error);
-        if (r.status == 401 || r.status == 403) throw error("authentication refused by the token server " + origin_of(url) + " (HTTP " + std::to_string(r.status) + ")");
+        // OAuth2 token endpoints refuse a grant with 400 ("invalid_grant"), the others with 401/403.
+        if (r.status == 401 || r.status == 403 || (r.status == 400 && identity_token(creds.value_or(""))))
+            throw error("authentication refused by the token server " + origin_of(url) + " (HTTP " + std::to_string(r.status) + ")");
         if (r.status != 200) throw error("token server " + origin_of(url) + ": HTTP " + std::to_string(r.status));
         json j = json::parse(r.body, nullptr, false);
         std::string token = j.is_object() ? j.value("token", j.value("access_token", std::string())) : std::string();

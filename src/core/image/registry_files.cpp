@@ -104,6 +104,10 @@ std::optional<std::string> inline_credentials(const json& file, const std::strin
     if (!auths.is_object()) return std::nullopt;
     for (const auto& [key, value] : auths.items()) {
         if (registry_of_key(key) != ascii_lower(registry) || !value.is_object()) continue;
+        // What `docker login` keeps when the token server gave it a refresh token; it takes
+        // the place of the user and password beside it.
+        if (auto t = value.find("identitytoken"); t != value.end() && t->is_string() && !t->get<std::string>().empty())
+            return std::string(identity_token_user) + ":" + t->get<std::string>();
         if (value.contains("auth") && value["auth"].is_string()) {
             auto text = unbase64(value["auth"].get<std::string>());
             if (!text || text->find(':') == std::string::npos)
@@ -205,6 +209,12 @@ std::optional<std::string> credentials_for(const std::string& registry) {
         }
         return std::nullopt;
     });
+}
+
+std::optional<std::string> identity_token(std::string_view credentials) {
+    size_t colon = credentials.find(':');
+    if (colon == std::string_view::npos || credentials.substr(0, colon) != identity_token_user) return std::nullopt;
+    return std::string(credentials.substr(colon + 1));
 }
 
 std::string save_credentials(const std::string& registry, const std::string& user_password) {

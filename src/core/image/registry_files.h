@@ -50,8 +50,17 @@ std::optional<helper_choice> helper_for(const nlohmann::json& file, const std::s
 /// "user:password" for `registry`, from the first of credential_files() that has some: through
 /// the file's helper when it names one (helper_for), else from its "auths". A helper without
 /// credentials for the registry passes on to the next file; one that fails is an error naming
-/// it and the file.
+/// it and the file. An identity token (an "auths" entry's "identitytoken", or a helper's answer
+/// for the user "<token>") comes as "<token>:TOKEN": see identity_token().
 std::optional<std::string> credentials_for(const std::string& registry);
+
+/// The user name under which Docker's files and helpers keep an identity token: an OAuth2
+/// refresh token a token server exchanges for access tokens, never sent as a password.
+inline constexpr std::string_view identity_token_user = "<token>";
+
+/// The identity token that `credentials` ("user:secret") carry, when the user is
+/// identity_token_user.
+std::optional<std::string> identity_token(std::string_view credentials);
 
 /// The registry a key of either file names, lower-case: "https://index.docker.io/v1/" and
 /// "registry-1.docker.io" are "docker.io", "http://host:5000/" is "host:5000".
