@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 
 import pytest
 
@@ -224,3 +225,43 @@ def test_a_failed_unit_of_the_same_name_is_reset_and_reused(systemd_host):
         props = show(host, unit, "ActiveState", "Description")
         assert props == {"ActiveState": "active", "Description": "puncker container rf1"}
 
+
+
+@hybrid
+def test_run_reconnects_when_the_bus_daemon_restarted_during_the_container(systemd_host):
+    """A foreground `run` asks systemd for the scope at create and stops it when the container
+    exits, on the one D-Bus connection of the process; a restart of dbus in between closes that
+    connection. The stop goes out on a new one: no warning, the scope stopped by the runtime.
+    The init leaves a child behind (no pid namespace), so the scope is not empty and systemd
+    would not stop it by itself before the runtime asks."""
+    host = systemd_host
+    unit = "puncker-bus1.scope"
+    script = "sleep 1000 & while [ ! -e /go ]; do sleep 0.1; done"
+
+    def no_pid_namespace(config):
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+
+    b = host.bundle_dir("bus1", ["sh", "-c", script], mutate=no_pid_namespace,
+                        linux={"cgroupsPath": "system.slice:puncker:bus1"})
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(res=host.inner("run", "--bundle", b.path, "bus1",
+                                                                           check=False, timeout=120)))
+    runner.start()
+    try:
+        wait_for(lambda: show(host, unit, "ActiveState") == {"ActiveState": "active"}, 30, f"{unit} to be active")
+        main_pid = show(host, "dbus.service", "MainPID")["MainPID"]
+        host.exec(["systemctl", "restart", "dbus.service"])
+        wait_for(lambda: host.exec(["busctl", "--system", "status"], check=False).returncode == 0, 30, "dbus back")
+        assert show(host, "dbus.service", "MainPID")["MainPID"] != main_pid
+        (b.host_path / "rootfs" / "go").touch()
+        runner.join(120)
+        assert not runner.is_alive()
+        res = result["res"]
+        assert res.returncode == 0 and res.stderr == "", res
+        # The runtime's StopUnit, not systemd noticing an empty scope: gone at once.
+        assert unit_gone(host, unit) or show(host, unit, "ActiveState")["ActiveState"] in ("inactive", "deactivating")
+    finally:
+        (b.host_path / "rootfs" / "go").touch()
+        runner.join(120)
+        host.inner("delete", "--force", "bus1", check=False)
+        host.remove_bundle(b)

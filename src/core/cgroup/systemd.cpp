@@ -39,6 +39,7 @@ struct bus_api {
     int (*bus_new)(sd_bus**);
     int (*set_address)(sd_bus*, const char*);
     int (*start)(sd_bus*);
+    int (*is_open)(sd_bus*);
     sd_bus* (*flush_close_unref)(sd_bus*);
     int (*new_method_call)(sd_bus*, sd_bus_message**, const char*, const char*, const char*, const char*);
     int (*append)(sd_bus_message*, const char*, ...);
@@ -65,6 +66,7 @@ bus_api load() {
     resolve_symbol(lib, a.bus_new, "sd_bus_new", "libsystemd");
     resolve_symbol(lib, a.set_address, "sd_bus_set_address", "libsystemd");
     resolve_symbol(lib, a.start, "sd_bus_start", "libsystemd");
+    resolve_symbol(lib, a.is_open, "sd_bus_is_open", "libsystemd");
     resolve_symbol(lib, a.flush_close_unref, "sd_bus_flush_close_unref", "libsystemd");
     resolve_symbol(lib, a.new_method_call, "sd_bus_message_new_method_call", "libsystemd");
     resolve_symbol(lib, a.append, "sd_bus_message_append", "libsystemd");
@@ -478,8 +480,17 @@ std::vector<property> unit_properties(const unit_name& name, pid_t init, const s
 
 manager& manager::connection() {
     static std::optional<manager> shared;
+    if (shared && !shared->open()) shared.reset();
     if (!shared) shared.emplace(connect());
     return *shared;
+}
+
+bool manager::open() {
+    const bus_api& a = api();
+    int r;
+    while ((r = a.process(bus_, nullptr)) > 0) {
+    }
+    return r >= 0 && a.is_open(bus_) > 0;
 }
 
 manager manager::connect() {

@@ -86,8 +86,9 @@ std::vector<uint8_t> cpu_mask(const std::string& list, const std::string& where)
 /// daemon answers.
 class manager {
 public:
-    /// This process's connection, made on first use (a `run` creates and deletes over one);
-    /// throws one line naming what failed.
+    /// This process's connection, made on first use (a `run` creates and deletes over one) and
+    /// made again when the bus closed it since (a restart of the bus daemon while a `run`
+    /// waited for its container); throws one line naming what failed.
     static manager& connection();
     manager(manager&& other) noexcept
         : bus_(std::exchange(other.bus_, nullptr)), version_(other.version_) {}
@@ -109,6 +110,9 @@ public:
 private:
     explicit manager(sd_bus* bus) : bus_(bus) {}
     static manager connect();
+    /// Whether the connection is still open, after reading what the bus has sent meanwhile
+    /// (which is how sd-bus learns that the other end closed it).
+    bool open();
     /// `props` without those this systemd is too old for (its version is asked once, and only
     /// when such a property is there).
     std::vector<property> supported(const std::vector<property>& props);
