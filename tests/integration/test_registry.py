@@ -880,6 +880,97 @@ def test_push_then_pull_back_and_run(pieces, registry, pushed, source, workdir):
     assert [l["digest"] for l in json.loads((copy / "blobs" / "sha256" / copied[7:]).read_text())["layers"]] == layers
 
 
+@pytest.mark.parametrize("remembers", [True, False], ids=["status-known", "status-lost"])
+def test_a_broken_upload_is_resumed_or_sent_again(pieces, registry, pushed, source, remembers):
+    """A front passes on only the first half of each blob's first PATCH to the registry and
+    then drops the connection without an answer.
+
+    status-known: the front keeps the Location the registry gave for that half (as registries
+    that hold an upload's state themselves do), so the upload's status says how much arrived:
+    the push sends the rest with a Content-Range from exactly there.
+    status-lost: plain relaying; docker-registry's upload URL carries a state that is stale
+    after the lost answer and its status request fails, so the push starts a new upload and
+    sends the whole blob again. Either way the image pulls back intact."""
+    import http.client
+
+    patches: list[tuple[str, str | None, int]] = []  # (upload, Content-Range, bytes passed on)
+    cut_sizes: set[int] = set()
+    fresh: dict[str, str] = {}  # upload -> the registry's Location after the half that arrived
+
+    class Breaking(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def forward(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            upload = urllib.parse.urlsplit(self.path).path
+            target = self.path
+            if remembers and upload in fresh and self.command in ("GET", "PATCH"):
+                target = fresh[upload]
+            cut = False
+            if self.command == "PATCH":
+                cut = self.headers.get("Content-Range") is None and len(body) not in cut_sizes and len(body) > 1
+                if cut:
+                    cut_sizes.add(len(body))
+                    body = body[: len(body) // 2]
+                patches.append((upload, self.headers.get("Content-Range"), len(body)))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "expect")}
+            headers["Content-Length"] = str(len(body))
+            conn = http.client.HTTPConnection(registry.host, timeout=60)
+            conn.request(self.command, target, body=body, headers=headers)
+            r = conn.getresponse()
+            reply = r.read()
+            conn.close()
+            if cut:
+                # What arrived stays with the registry; the client hears nothing.
+                fresh[upload] = urllib.parse.urlsplit(r.getheader("Location")).path + "?" + \
+                    urllib.parse.urlsplit(r.getheader("Location")).query
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.send_response(r.status)
+            for k, v in r.getheaders():
+                if k.lower() in ("content-length", "connection", "transfer-encoding"):
+                    continue
+                self.send_header(k, v.replace(f"http://{registry.host}", f"http://127.0.0.1:{port}"))
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply)
+
+        do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = forward
+
+        def log_message(self, *args):
+            pass
+
+    front, port = serve(Breaking)
+    repo = f"resumed-{'known' if remembers else 'lost'}"
+    try:
+        name = f"127.0.0.1:{port}/{repo}:1"
+        digest = store_digest(source, "src:1")
+        out = source.ok("push", "src:1", name)
+        assert out.count(": pushed ") == 3 and f"Digest: {digest}" in out, out
+    finally:
+        front.shutdown()
+    manifest = store_manifest(source, "src:1")
+    sizes = sorted(b["size"] for b in [manifest["config"], *manifest["layers"]])
+    uploads: dict[str, list] = {}
+    for upload, content_range, n in patches:
+        uploads.setdefault(upload, []).append((content_range, n))
+    assert len(cut_sizes) == 3, patches
+    if remembers:
+        # Per blob, one upload: half, then the rest from exactly where the registry had got to.
+        assert sorted(sum(n for _, n in u) for u in uploads.values()) == sizes, patches
+        for u in uploads.values():
+            (first_range, half), (rest_range, rest) = u
+            assert first_range is None and rest_range == f"{half}-{half + rest - 1}", u
+    else:
+        # Per blob, a broken upload with half and a new one with everything.
+        assert sorted(u for u in uploads.values()) == sorted([[(None, n // 2)] for n in sizes] + [[(None, n)] for n in sizes])
+    pieces.ok("pull", f"{registry.host}/{repo}:1")
+    assert store_digest(pieces, f"{registry.host}/{repo}:1") == digest
+    check_pulled_image(pieces, f"{registry.host}/{repo}:1")
+
+
 def test_push_mounts_blobs_another_repository_has(pieces, registry, pushed):
     """Pushed to another repository of the registry the image came from: every blob is mounted
     from there, none uploaded. Without a destination, the image's own name is where it goes."""

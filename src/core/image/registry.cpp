@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -245,8 +246,9 @@ struct registry_client::response {
 struct registry_client::upload {
     std::string_view data;
     int fd = -1;
-    int64_t size = 0;
+    int64_t size = 0;  ///< bytes sent, from `start` of the file
     progress_fn progress;
+    int64_t start = 0;  ///< where in `fd` the body begins (a resumed upload)
 };
 
 registry_client::registry_client(reference ref, access mode)
@@ -323,7 +325,8 @@ struct body_reader {
     int fd;
     int64_t size;
     const progress_fn* progress;
-    int64_t offset = 0;
+    int64_t start = 0;   // of the body in fd; progress counts from the file's beginning
+    int64_t offset = 0;  // within the body
     int error = 0;
 };
 
@@ -334,7 +337,7 @@ size_t on_read(char* buf, size_t size, size_t count, void* user) {
     size_t got = want;
     if (r->fd >= 0) {
         ssize_t n;
-        do n = ::pread(r->fd, buf, want, r->offset);
+        do n = ::pread(r->fd, buf, want, r->start + r->offset);
         while (n < 0 && errno == EINTR);
         if (n <= 0) {
             r->error = n < 0 ? errno : EIO;  // a file shorter than it was is no less an error
@@ -345,7 +348,7 @@ size_t on_read(char* buf, size_t size, size_t count, void* user) {
         std::copy_n(r->data.data() + r->offset, want, buf);
     }
     r->offset += static_cast<int64_t>(got);
-    if (*r->progress) (*r->progress)(static_cast<uint64_t>(r->offset), static_cast<uint64_t>(r->size));
+    if (*r->progress) (*r->progress)(static_cast<uint64_t>(r->start + r->offset), static_cast<uint64_t>(r->start + r->size));
     return got;
 }
 
@@ -399,16 +402,18 @@ registry_client::response registry_client::send_once(const std::string& method, 
     char errbuf[CURL_ERROR_SIZE] = "";
     static const progress_fn no_progress;
     body_reader reader{body ? body->data : std::string_view(), body ? body->fd : -1, body ? body->size : 0,
-                       body && body->progress ? &body->progress : &no_progress};
+                       body && body->progress ? &body->progress : &no_progress, body ? body->start : 0};
     api.easy_setopt(c, CURLOPT_URL, url.c_str());
     // The method, set every time: a pooled handle keeps what an earlier request set, and
     // HTTPGET undoes an earlier HEAD, POST or PUT.
     api.easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    api.easy_setopt(c, CURLOPT_CUSTOMREQUEST, static_cast<const char*>(nullptr));
     if (method == "HEAD") {
         api.easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (method == "POST" || method == "PUT") {
+    } else if (method == "POST" || method == "PUT" || method == "PATCH") {
         if (method == "POST") api.easy_setopt(c, CURLOPT_POST, 1L);
         else api.easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        if (method == "PATCH") api.easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PATCH");
         api.easy_setopt(c, CURLOPT_READFUNCTION, on_read);
         api.easy_setopt(c, CURLOPT_READDATA, &reader);
         api.easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
@@ -707,19 +712,60 @@ registry_client::pushed registry_client::push_blob(const digest& d, borrowed_fd 
                                                     const std::string& mount_from, const progress_fn& progress) {
     std::string what = "blob " + d.str().substr(0, 19);
     std::string uploads = "/v2/" + ref_.repository + "/blobs/uploads/";
-    upload nothing;
     // A mount links the blob in (201) or, when the registry cannot, opens an upload instead (202).
-    std::string query = mount_from.empty() ? "" : "?mount=" + url_escape(d.str()) + "&from=" + url_escape(mount_from);
-    response started = send("POST", uploads + query, {}, {}, &nothing);
-    if (started.rc == CURLE_OK && started.status == 201 && !mount_from.empty()) return pushed::mounted;
-    if (started.rc != CURLE_OK || started.status != 202) throw error(describe_failure(started, what + ": starting an upload"));
-    std::string location = started.header("location");
-    if (location.empty()) throw error(what + ": the registry started an upload but gave no Location");
-    std::string url = with_query(resolve_location(base_ + uploads, location), "digest=" + url_escape(d.str()));
-    upload body{{}, in.get(), size, progress};
-    response done = send("PUT", url, {"Content-Type: application/octet-stream"}, {}, &body);
+    auto start_upload = [&](const std::string& query) {
+        upload nothing;
+        response started = send("POST", uploads + query, {}, {}, &nothing);
+        if (started.rc == CURLE_OK && started.status == 201 && !query.empty()) return std::string();
+        if (started.rc != CURLE_OK || started.status != 202) throw error(describe_failure(started, what + ": starting an upload"));
+        std::string location = started.header("location");
+        if (location.empty()) throw error(what + ": the registry started an upload but gave no Location");
+        return resolve_location(base_ + uploads, location);
+    };
+    std::string url = start_upload(mount_from.empty() ? "" : "?mount=" + url_escape(d.str()) + "&from=" + url_escape(mount_from));
+    if (url.empty()) return pushed::mounted;
+    // The blob streamed in one PATCH, as Docker sends it and every registry takes. A connection
+    // broken off mid-blob (twice at most) is resumed from what the upload's status says arrived,
+    // or, where the registry cannot say (its upload URL carries a state that is stale now),
+    // sent again in a new upload. What the registry refuses is not tried again.
+    int64_t sent = 0;
+    for (int attempt = 0; sent < size; ++attempt) {
+        std::vector<std::string> headers{"Content-Type: application/octet-stream"};
+        if (sent > 0) headers.push_back("Content-Range: " + std::to_string(sent) + "-" + std::to_string(size - 1));
+        upload body{{}, in.get(), size - sent, progress, sent};
+        response r = send("PATCH", url, headers, {}, &body);
+        if (r.rc == CURLE_OK && r.status == 202) {
+            if (std::string next = r.header("location"); !next.empty()) url = resolve_location(url, next);
+            break;
+        }
+        if (r.rc == CURLE_OK || r.rc == CURLE_ABORTED_BY_CALLBACK || attempt == 2)
+            throw error(describe_failure(r, what + ": upload"));
+        if (auto arrived = upload_offset(url); arrived && *arrived <= size) {
+            sent = *arrived;
+        } else {
+            url = start_upload("");
+            sent = 0;
+        }
+    }
+    upload none;
+    response done = send("PUT", with_query(url, "digest=" + url_escape(d.str())), {}, {}, &none);
     if (done.rc != CURLE_OK || done.status != 201) throw error(describe_failure(done, what + ": upload"));
     return pushed::uploaded;
+}
+
+std::optional<int64_t> registry_client::upload_offset(std::string& url) {
+    response r = send("GET", url, {}, {}, nullptr);
+    if (r.rc != CURLE_OK || r.status != 204) return std::nullopt;
+    if (std::string next = r.header("location"); !next.empty()) url = resolve_location(url, next);
+    // "Range: 0-N" is N+1 bytes; "0-0" is also how nothing at all is said, and taken as that.
+    std::string range = r.header("range");
+    if (range.rfind("bytes=", 0) == 0) range.erase(0, 6);
+    size_t dash = range.find('-');
+    if (dash == std::string::npos || range.substr(0, dash) != "0") return std::nullopt;
+    int64_t last = 0;
+    auto [end, ec] = std::from_chars(range.data() + dash + 1, range.data() + range.size(), last);
+    if (ec != std::errc() || end != range.data() + range.size() || last < 0) return std::nullopt;
+    return last == 0 ? 0 : last + 1;
 }
 
 void registry_client::put_manifest(const std::string& tag, std::string_view body, const std::string& media_type) {

@@ -130,7 +130,8 @@ public:
     enum class pushed { mounted, uploaded };
     /// Puts the blob `d` (the `size` bytes of `in`) into the repository: mounted from
     /// `mount_from` (another repository of the registry) when that is given and the registry
-    /// can, else uploaded in one PUT. After connect().
+    /// can, else uploaded: streamed in one PATCH, resumed from where the registry says it got
+    /// to when the connection breaks, then closed by a PUT naming the digest. After connect().
     pushed push_blob(const digest& d, borrowed_fd in, int64_t size, const std::string& mount_from,
                      const progress_fn& progress = {});
     /// PUTs a manifest under `tag` with its media type as Content-Type; checks the digest the
@@ -152,6 +153,9 @@ private:
     /// Probes each endpoint in turn and calls `use` on the first that answers; an endpoint whose
     /// `use` throws is passed over for the next. Throws the last answer, else why none answered.
     void on_first_endpoint(const std::function<void()>& use);
+    /// How many bytes of the upload at `url` the registry has (its status: 204 with a Range),
+    /// nothing when it does not say; `url` follows the Location it answers with.
+    std::optional<int64_t> upload_offset(std::string& url);
     /// Probes /v2/ on `e`, authenticating when asked to. Returns why when nothing answers there;
     /// throws when it answers with a refusal.
     std::optional<std::string> probe(const endpoint& e);
