@@ -338,9 +338,7 @@ TEST(Piecefile, FirstInstructionMustBeFrom) {
 TEST(Piecefile, UnknownInstructionIsNamed) {
     EXPECT_EQ(parse_error("FROM scratch\nRUNN echo\n"),
               "Piecefile:2: unknown instruction \"RUNN\" (expected FROM, FROM_URL, RUN, CMD, COPY, ADD, ENV, WORKDIR, "
-              "USER, ENTRYPOINT, LABEL, ARG, EXPOSE or SHELL)");
-    EXPECT_EQ(parse_error("FROM scratch\nVOLUME /data\n"),
-              "Piecefile:2: VOLUME is a Dockerfile instruction that pieces does not support");
+              "USER, ENTRYPOINT, LABEL, ARG, EXPOSE, SHELL, VOLUME, STOPSIGNAL, HEALTHCHECK, ONBUILD or MAINTAINER)");
     // A heredoc's body reads as unknown instructions: the message says why.
     std::string heredoc = parse_error("FROM scratch\nRUN <<EOF\necho hi\nEOF\n");
     EXPECT_TRUE(heredoc.starts_with("Piecefile:3: unknown instruction \"echo\"")) << heredoc;
@@ -550,4 +548,134 @@ TEST(Ignore, MalformedPatternIsAnErrorWithItsLine) {
     } catch (const error& e) {
         EXPECT_STREQ(e.what(), ".piecesignore:3: pattern \"bad[\" has an unterminated [");
     }
+}
+
+// ---- VOLUME, STOPSIGNAL, HEALTHCHECK, ONBUILD, MAINTAINER ----
+
+TEST(Piecefile, VolumeTakesShellOrJsonForm) {
+    instruction shell = only("volume /a \"/b c\" $DIR");
+    EXPECT_EQ(shell.keyword, "VOLUME");
+    EXPECT_FALSE(shell.exec_form);
+    EXPECT_EQ(expand_words(shell.args.at(0), {{"DIR", "/d"}}), (strings{"/a", "/b c", "/d"}));
+    instruction json = only("VOLUME [\"/a\", \"/b\"]");
+    EXPECT_TRUE(json.exec_form);
+    EXPECT_EQ(json.args, (strings{"/a", "/b"}));
+}
+
+TEST(Piecefile, VolumeErrors) {
+    EXPECT_EQ(parse_error("FROM scratch\nVOLUME\n"), "Piecefile:2: VOLUME needs at least one path: VOLUME /path ...");
+    EXPECT_EQ(parse_error("FROM scratch\nVOLUME []\n"), "Piecefile:2: VOLUME needs at least one path");
+    EXPECT_EQ(parse_error("FROM scratch\nVOLUME [\"/a\", \" \"]\n"), "Piecefile:2: VOLUME: a path cannot be empty");
+    EXPECT_EQ(parse_error("FROM scratch\nVOLUME /a \"\"\n"), "Piecefile:2: VOLUME: a path cannot be empty");
+    EXPECT_EQ(parse_error("FROM scratch\nVOLUME [\"/a\", 1]\n"),
+              "Piecefile:2: VOLUME: the JSON array must hold only strings, got 1");
+}
+
+TEST(Piecefile, StopSignalTakesANameOrANumber) {
+    for (const char* sig : {"SIGQUIT", "QUIT", "sigquit", "3", "RTMIN+2", "$SIG"})
+        EXPECT_EQ(only(std::string("STOPSIGNAL ") + sig).args, strings{sig});
+    EXPECT_EQ(parse_error("FROM scratch\nSTOPSIGNAL SIGNOPE\n"), "Piecefile:2: STOPSIGNAL: unknown signal \"SIGNOPE\"");
+    EXPECT_EQ(parse_error("FROM scratch\nSTOPSIGNAL 0\n"), "Piecefile:2: STOPSIGNAL: invalid signal 0");
+    EXPECT_EQ(parse_error("FROM scratch\nSTOPSIGNAL 99\n"), "Piecefile:2: STOPSIGNAL: invalid signal 99");
+    EXPECT_EQ(parse_error("FROM scratch\nSTOPSIGNAL TERM KILL\n"),
+              "Piecefile:2: STOPSIGNAL takes one signal, a name (SIGTERM, TERM) or a number");
+    EXPECT_EQ(parse_error("FROM scratch\nSTOPSIGNAL\n"), "Piecefile:2: STOPSIGNAL needs a signal: STOPSIGNAL SIGTERM");
+    EXPECT_EQ(parse_error("FROM scratch\nSTOPSIGNAL --x=1 TERM\n"), "Piecefile:2: STOPSIGNAL takes no flags, got --x");
+}
+
+TEST(Piecefile, HealthcheckShellFormIsCmdShell) {
+    instruction ins = only("healthcheck --interval=30s --timeout=1m30s --start-period=1.5s --start-interval=250ms "
+                           "--retries=3 cmd wget -q -O- http://localhost/ || exit 1");
+    EXPECT_EQ(ins.keyword, "HEALTHCHECK");
+    EXPECT_EQ(ins.args, (strings{"CMD", "wget -q -O- http://localhost/ || exit 1"}));
+    healthcheck h = parse_healthcheck(ins);
+    EXPECT_EQ(h.test, (strings{"CMD-SHELL", "wget -q -O- http://localhost/ || exit 1"}));
+    EXPECT_EQ(h.interval, 30'000'000'000);
+    EXPECT_EQ(h.timeout, 90'000'000'000);
+    EXPECT_EQ(h.start_period, 1'500'000'000);
+    EXPECT_EQ(h.start_interval, 250'000'000);
+    EXPECT_EQ(h.retries, 3);
+}
+
+TEST(Piecefile, HealthcheckExecFormAndNone) {
+    healthcheck exec = parse_healthcheck(only("HEALTHCHECK CMD [\"/bin/check\", \"a b\"]"));
+    EXPECT_EQ(exec.test, (strings{"CMD", "/bin/check", "a b"}));
+    EXPECT_EQ(exec.interval, 0);
+    EXPECT_EQ(exec.retries, 0);
+    EXPECT_EQ(parse_healthcheck(only("HEALTHCHECK none")).test, strings{"NONE"});
+    // Zero is allowed (the runtime's default); an empty value leaves the setting unset.
+    healthcheck zero = parse_healthcheck(only("HEALTHCHECK --interval=0 --timeout= --retries=0 CMD true"));
+    EXPECT_EQ(zero.interval, 0);
+    EXPECT_EQ(zero.timeout, 0);
+}
+
+TEST(Piecefile, HealthcheckErrors) {
+    auto err = [](const std::string& line) { return parse_error("FROM scratch\n" + line + "\n"); };
+    EXPECT_EQ(err("HEALTHCHECK"), "Piecefile:2: HEALTHCHECK needs CMD and a command, or NONE");
+    EXPECT_EQ(err("HEALTHCHECK CMD"), "Piecefile:2: HEALTHCHECK CMD needs a command");
+    EXPECT_EQ(err("HEALTHCHECK CMD []"), "Piecefile:2: HEALTHCHECK CMD needs a command");
+    EXPECT_EQ(err("HEALTHCHECK RUN true"), "Piecefile:2: HEALTHCHECK: unknown type \"RUN\" (expected CMD or NONE)");
+    EXPECT_EQ(err("HEALTHCHECK NONE true"), "Piecefile:2: HEALTHCHECK NONE takes no flags and no arguments");
+    EXPECT_EQ(err("HEALTHCHECK --retries=2 NONE"), "Piecefile:2: HEALTHCHECK NONE takes no flags and no arguments");
+    EXPECT_EQ(err("HEALTHCHECK --intervall=5s CMD true"),
+              "Piecefile:2: HEALTHCHECK has no flag --intervall (it takes --interval, --timeout, --start-period, "
+              "--start-interval, --retries)");
+    EXPECT_EQ(err("HEALTHCHECK --interval=5s --interval=6s CMD true"), "Piecefile:2: HEALTHCHECK --interval is given twice");
+    EXPECT_EQ(err("HEALTHCHECK --interval=500us CMD true"),
+              "Piecefile:2: HEALTHCHECK --interval=500us: the duration must be 0 or at least 1ms");
+    EXPECT_EQ(err("HEALTHCHECK --timeout=-1s CMD true"),
+              "Piecefile:2: HEALTHCHECK --timeout=-1s: the duration cannot be negative");
+    EXPECT_EQ(err("HEALTHCHECK --start-period=10 CMD true"),
+              "Piecefile:2: HEALTHCHECK --start-period=10: invalid duration \"10\": missing unit (ns, us, ms, s, m or h)");
+    EXPECT_EQ(err("HEALTHCHECK --retries=-1 CMD true"), "Piecefile:2: HEALTHCHECK --retries=-1: --retries cannot be negative");
+    EXPECT_EQ(err("HEALTHCHECK --retries=three CMD true"),
+              "Piecefile:2: HEALTHCHECK --retries=three: --retries takes a whole number");
+    EXPECT_EQ(err("HEALTHCHECK CMD [\"a\", ]").substr(0, 40), "Piecefile:2: HEALTHCHECK: invalid JSON a");
+}
+
+TEST(Piecefile, DurationsAreGoDurations) {
+    EXPECT_EQ(parse_duration("0"), 0);
+    EXPECT_EQ(parse_duration("1ns"), 1);
+    EXPECT_EQ(parse_duration("1.5us"), 1'500);
+    EXPECT_EQ(parse_duration("2\u00b5s"), 2'000);
+    EXPECT_EQ(parse_duration("1h2m3s4ms"), 3'723'004'000'000);
+    EXPECT_EQ(parse_duration(".5s"), 500'000'000);
+    EXPECT_EQ(parse_duration("-1m"), -60'000'000'000);
+    EXPECT_EQ(parse_duration("2562047h"), 2562047LL * 3'600'000'000'000LL);
+    for (const char* bad : {"", "s", "5", "5x", "1..5s", ".s", "3000000h", "1s2"})
+        EXPECT_THROW(parse_duration(bad), error) << bad;
+}
+
+TEST(Piecefile, OnbuildKeepsTheTriggerAsWritten) {
+    instruction ins = only("onbuild  RUN echo \"$X\" > /triggered");
+    EXPECT_EQ(ins.keyword, "ONBUILD");
+    EXPECT_EQ(ins.args, strings{"RUN echo \"$X\" > /triggered"});
+    EXPECT_TRUE(ins.flags.empty());
+    // The trigger's own flags stay with it.
+    EXPECT_EQ(only("ONBUILD COPY --chown=1:1 a /b").args, strings{"COPY --chown=1:1 a /b"});
+    instruction trigger = parse_trigger("COPY --chown=1:1 a /b");
+    EXPECT_EQ(trigger.keyword, "COPY");
+    EXPECT_EQ(trigger.flags, (pairs{{"chown", "1:1"}}));
+}
+
+TEST(Piecefile, OnbuildErrors) {
+    EXPECT_EQ(parse_error("FROM scratch\nONBUILD\n"), "Piecefile:2: ONBUILD needs an instruction: ONBUILD RUN ...");
+    EXPECT_EQ(parse_error("FROM scratch\nONBUILD ONBUILD RUN x\n"),
+              "Piecefile:2: ONBUILD: ONBUILD ONBUILD is not allowed (triggers do not chain)");
+    EXPECT_EQ(parse_error("FROM scratch\nONBUILD from alpine\n"), "Piecefile:2: ONBUILD: FROM is not allowed as an ONBUILD trigger");
+    EXPECT_EQ(parse_error("FROM scratch\nONBUILD FROM_URL file:///x.tar\n"),
+              "Piecefile:2: ONBUILD: FROM_URL is not allowed as an ONBUILD trigger");
+    EXPECT_EQ(parse_error("FROM scratch\nONBUILD MAINTAINER me\n"),
+              "Piecefile:2: ONBUILD: MAINTAINER is not allowed as an ONBUILD trigger");
+    // The trigger's shape is checked when it is written, not only when it runs.
+    EXPECT_EQ(parse_error("FROM scratch\nONBUILD COPY a\n"), "Piecefile:2: ONBUILD: COPY needs a source and a destination");
+    EXPECT_TRUE(parse_error("FROM scratch\nONBUILD FLY x\n").starts_with("Piecefile:2: ONBUILD: unknown instruction \"FLY\""));
+    EXPECT_EQ(parse_error("ONBUILD RUN x\nFROM scratch\n"),
+              "Piecefile:1: expected FROM or FROM_URL before ONBUILD (only ARG may come first)");
+    EXPECT_THROW(parse_trigger("ONBUILD RUN x"), error);
+}
+
+TEST(Piecefile, MaintainerTakesTheRestOfTheLine) {
+    EXPECT_EQ(only("MAINTAINER  Jane Doe <jane@example.com>").args, strings{"Jane Doe <jane@example.com>"});
+    EXPECT_EQ(parse_error("FROM scratch\nMAINTAINER\n"), "Piecefile:2: MAINTAINER needs a name");
 }

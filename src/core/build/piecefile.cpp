@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "core/base/signals.h"
 
 namespace pieces::build {
 namespace {
@@ -84,15 +85,15 @@ std::optional<directive> parse_directive(std::string_view line) {
 // Instruction tables.
 
 const std::set<std::string, std::less<>> known_keywords = {
-    "FROM", "FROM_URL", "RUN", "CMD", "COPY", "ADD", "ENV", "WORKDIR",
-    "USER", "ENTRYPOINT", "LABEL", "ARG", "EXPOSE", "SHELL"};
+    "FROM", "FROM_URL", "RUN", "CMD", "COPY", "ADD", "ENV", "WORKDIR", "USER", "ENTRYPOINT", "LABEL", "ARG",
+    "EXPOSE", "SHELL", "VOLUME", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD", "MAINTAINER"};
 
-// Dockerfile instructions pieces does not carry out: named as such rather than as unknown.
-const std::set<std::string, std::less<>> unsupported_docker_keywords = {
-    "VOLUME", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD", "MAINTAINER"};
+// Instructions whose arguments may be a JSON array (HEALTHCHECK's after its type word).
+const std::set<std::string, std::less<>> json_keywords = {"RUN",    "CMD",    "ENTRYPOINT", "SHELL",
+                                                          "COPY",   "ADD",    "VOLUME",     "HEALTHCHECK"};
 
-// Instructions whose arguments may be a JSON array.
-const std::set<std::string, std::less<>> json_keywords = {"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD"};
+// What an ONBUILD trigger may not be, as Docker refuses them.
+const std::set<std::string, std::less<>> not_triggers = {"ONBUILD", "FROM", "FROM_URL", "MAINTAINER"};
 
 struct flag_spec {
     std::string_view name;
@@ -107,6 +108,8 @@ std::vector<flag_spec> flags_of(std::string_view keyword) {
         return {{"from"}, {"chown"}, {"chmod"}, {"link", true}, {"parents", true}, {"exclude", false, true}};
     if (keyword == "ADD")
         return {{"chown"}, {"chmod"}, {"link", true}, {"checksum"}, {"keep-git-dir", true}, {"exclude", false, true}};
+    if (keyword == "HEALTHCHECK")
+        return {{"interval"}, {"timeout"}, {"start-period"}, {"start-interval"}, {"retries"}};
     return {};
 }
 
@@ -310,13 +313,14 @@ bool valid_stage_name(std::string_view s) {
     });
 }
 
-// Parses one logical line into an instruction, checking its shape; `fail` throws with the location.
+// Parses one logical line into an instruction, checking its shape; `fail` throws with the location
+// (none when `path` is empty: an ONBUILD trigger, whose caller adds it).
 class instruction_parser {
 public:
     instruction_parser(const std::string& path, int line, char escape) : path_(path), line_(line), escape_(escape) {}
 
     [[noreturn]] void fail(const std::string& msg) const {
-        throw error(path_ + ":" + std::to_string(line_) + ": " + msg);
+        throw error(path_.empty() ? msg : path_ + ":" + std::to_string(line_) + ": " + msg);
     }
 
     instruction parse(std::string_view text) {
@@ -328,21 +332,31 @@ public:
         while (end < text.size() && !is_space(text[end])) ++end;
         std::string_view written = text.substr(0, end);
         ins.keyword = to_upper(written);
-        if (!known_keywords.contains(ins.keyword)) {
-            if (unsupported_docker_keywords.contains(ins.keyword))
-                fail(ins.keyword + " is a Dockerfile instruction that pieces does not support");
+        if (!known_keywords.contains(ins.keyword))
             fail("unknown instruction " + in_quotes(written) +
-                 " (expected FROM, FROM_URL, RUN, CMD, COPY, ADD, ENV, WORKDIR, USER, ENTRYPOINT, LABEL, ARG, EXPOSE or SHELL)");
-        }
+                 " (expected FROM, FROM_URL, RUN, CMD, COPY, ADD, ENV, WORKDIR, USER, ENTRYPOINT, LABEL, ARG, "
+                 "EXPOSE, SHELL, VOLUME, STOPSIGNAL, HEALTHCHECK, ONBUILD or MAINTAINER)");
         keyword_ = ins.keyword;
         std::string_view rest = trim(text.substr(end));
+        if (keyword_ == "ONBUILD") {
+            // The trigger is a whole instruction: its flags are its own.
+            if (!rest.empty()) ins.args.emplace_back(rest);
+            check_shape(ins);
+            return ins;
+        }
         auto [flag_words, body] = lex([&] { return extract_flag_words(rest, escape_); });
         ins.flags = check_flags(flag_words);
         body = trim(body);
+        if (keyword_ == "HEALTHCHECK" && !body.empty()) {
+            // "CMD command" or "NONE": the type word, then the command in either form.
+            size_t type_end = std::min(body.find_first_of(" \t"), body.size());
+            ins.args.push_back(to_upper(body.substr(0, type_end)));
+            body = trim(body.substr(type_end));
+        }
         if (json_keywords.contains(keyword_)) {
             if (auto array = exec_form(body)) {
                 ins.exec_form = true;
-                ins.args = std::move(*array);
+                ins.args.insert(ins.args.end(), array->begin(), array->end());
             }
         }
         if (!ins.exec_form && !body.empty()) ins.args.emplace_back(body);
@@ -420,6 +434,20 @@ private:
 
     void check_shape(const instruction& ins) const {
         const std::string& k = keyword_;
+        if (k == "HEALTHCHECK") {
+            try {
+                parse_healthcheck(ins);
+            } catch (const error& e) {
+                fail(e.what());
+            }
+            return;
+        }
+        if (k == "VOLUME" && ins.exec_form) {
+            if (ins.args.empty()) fail("VOLUME needs at least one path");
+            for (const std::string& v : ins.args)
+                if (trim(v).empty()) fail("VOLUME: a path cannot be empty");
+            return;
+        }
         if (k == "SHELL") {
             if (!ins.exec_form) fail("SHELL needs a JSON array, e.g. SHELL [\"/bin/sh\", \"-c\"]");
             if (ins.args.empty()) fail("SHELL needs at least the shell program: SHELL [\"/bin/sh\", \"-c\"]");
@@ -448,6 +476,18 @@ private:
             if (words(ins).size() != 1) fail("WORKDIR takes one path (quote a path that has spaces)");
         } else if (k == "USER") {
             check_user(words(ins));
+        } else if (k == "VOLUME") {
+            for (const std::string& w : words(ins))
+                if (!has_variable(w) && lex([&] { return expand(w, {}, escape_); }).empty())
+                    fail("VOLUME: a path cannot be empty");
+        } else if (k == "STOPSIGNAL") {
+            check_stop_signal(words(ins));
+        } else if (k == "ONBUILD") {
+            try {
+                parse_trigger(ins.args[0], escape_);
+            } catch (const error& e) {
+                fail(std::string("ONBUILD: ") + e.what());
+            }
         }
     }
 
@@ -461,6 +501,10 @@ private:
         if (k == "EXPOSE") return "needs a port: EXPOSE port[/tcp|udp]";
         if (k == "WORKDIR") return "needs a path";
         if (k == "USER") return "needs a user: USER user[:group]";
+        if (k == "VOLUME") return "needs at least one path: VOLUME /path ...";
+        if (k == "STOPSIGNAL") return "needs a signal: STOPSIGNAL SIGTERM";
+        if (k == "ONBUILD") return "needs an instruction: ONBUILD RUN ...";
+        if (k == "MAINTAINER") return "needs a name";
         return "needs a command";
     }
 
@@ -513,6 +557,16 @@ private:
         if (!valid_port_range(spec))
             fail("EXPOSE expects port[/tcp|udp] with a port from 1 to 65535 (or a range like 8000-8010), got " +
                  in_quotes(w));
+    }
+
+    void check_stop_signal(const std::vector<std::string>& w) const {
+        if (w.size() != 1) fail("STOPSIGNAL takes one signal, a name (SIGTERM, TERM) or a number");
+        if (has_variable(w[0])) return;  // known after expansion
+        try {
+            parse_signal(lex([&] { return expand(w[0], {}, escape_); }));
+        } catch (const error& e) {
+            fail("STOPSIGNAL: " + std::string(e.what()));
+        }
     }
 
     void check_user(const std::vector<std::string>& w) const {
@@ -723,6 +777,100 @@ piecefile parse_piecefile(std::string_view text, const std::string& path) {
     if (pf.instructions.empty()) throw error(path + ": no instructions; a Piecefile starts with FROM or FROM_URL");
     if (!seen_from) throw error(path + ": no FROM or FROM_URL instruction");
     return pf;
+}
+
+instruction parse_trigger(std::string_view text, char escape) {
+    text = trim(text);
+    std::string keyword = to_upper(text.substr(0, std::min(text.find_first_of(" \t"), text.size())));
+    if (keyword == "ONBUILD") throw error("ONBUILD ONBUILD is not allowed (triggers do not chain)");
+    if (not_triggers.contains(keyword)) throw error(keyword + " is not allowed as an ONBUILD trigger");
+    return instruction_parser("", 0, escape).parse(text);
+}
+
+healthcheck parse_healthcheck(const instruction& ins) {
+    healthcheck h;
+    if (ins.args.empty()) throw error("HEALTHCHECK needs CMD and a command, or NONE");
+    const std::string& type = ins.args[0];
+    if (type == "NONE") {
+        if (ins.args.size() > 1 || ins.exec_form || !ins.flags.empty())
+            throw error("HEALTHCHECK NONE takes no flags and no arguments");
+        h.test = {"NONE"};
+        return h;
+    }
+    if (type != "CMD") throw error("HEALTHCHECK: unknown type " + in_quotes(type) + " (expected CMD or NONE)");
+    if (ins.args.size() < 2) throw error("HEALTHCHECK CMD needs a command");
+    h.test = {ins.exec_form ? "CMD" : "CMD-SHELL"};
+    h.test.insert(h.test.end(), ins.args.begin() + 1, ins.args.end());
+    for (const auto& [name, value] : ins.flags) {
+        std::string shown = "HEALTHCHECK --" + name + "=" + value;
+        if (value.empty()) continue;  // as Docker: an empty value leaves the setting unset
+        if (name == "retries") {
+            std::string_view v = value;
+            if (v.starts_with('+') || v.starts_with('-')) v.remove_prefix(1);
+            if (v.empty() || v.size() > 10 || !std::all_of(v.begin(), v.end(), is_digit))
+                throw error(shown + ": --retries takes a whole number");
+            long long n = std::stoll(value);
+            if (n < 0) throw error(shown + ": --retries cannot be negative");
+            if (n > INT32_MAX) throw error(shown + ": --retries is too large");
+            h.retries = static_cast<int>(n);
+            continue;
+        }
+        int64_t d = with_context(shown, [&] { return parse_duration(value); });
+        if (d < 0) throw error(shown + ": the duration cannot be negative");
+        if (d > 0 && d < 1'000'000) throw error(shown + ": the duration must be 0 or at least 1ms");
+        if (name == "interval") h.interval = d;
+        else if (name == "timeout") h.timeout = d;
+        else if (name == "start-period") h.start_period = d;
+        else h.start_interval = d;
+    }
+    return h;
+}
+
+int64_t parse_duration(std::string_view text) {
+    auto bad = [&](const std::string& why) { return error("invalid duration " + in_quotes(text) + ": " + why); };
+    std::string_view s = text;
+    bool negative = s.starts_with('-');
+    if (s.starts_with('-') || s.starts_with('+')) s.remove_prefix(1);
+    if (s == "0") return 0;
+    if (s.empty()) throw bad("expected a number and a unit, e.g. 30s");
+    static const std::pair<std::string_view, uint64_t> units[] = {
+        {"ns", 1},        {"us", 1'000},          {"\u00b5s", 1'000},           {"\u03bcs", 1'000},
+        {"ms", 1'000'000}, {"s", 1'000'000'000}, {"m", 60'000'000'000ULL}, {"h", 3'600'000'000'000ULL}};
+    constexpr uint64_t limit = uint64_t{1} << 63;  // |INT64_MIN|
+    uint64_t total = 0;
+    while (!s.empty()) {
+        uint64_t whole = 0;
+        size_t i = 0;
+        for (; i < s.size() && is_digit(s[i]); ++i) {
+            if (whole > (limit - 9) / 10) throw bad("out of range");
+            whole = whole * 10 + static_cast<uint64_t>(s[i] - '0');
+        }
+        bool has_whole = i > 0;
+        double fraction = 0, scale = 1;
+        bool has_fraction = false;
+        if (i < s.size() && s[i] == '.') {
+            for (++i; i < s.size() && is_digit(s[i]); ++i) {
+                has_fraction = true;
+                fraction = fraction * 10 + (s[i] - '0');
+                scale *= 10;
+            }
+        }
+        if (!has_whole && !has_fraction) throw bad("expected a number");
+        s.remove_prefix(i);
+        size_t unit_end = 0;
+        while (unit_end < s.size() && s[unit_end] != '.' && !is_digit(s[unit_end])) ++unit_end;
+        std::string_view unit = s.substr(0, unit_end);
+        s.remove_prefix(unit_end);
+        if (unit.empty()) throw bad("missing unit (ns, us, ms, s, m or h)");
+        auto u = std::find_if(std::begin(units), std::end(units), [&](const auto& x) { return x.first == unit; });
+        if (u == std::end(units)) throw bad("unknown unit " + in_quotes(unit) + " (expected ns, us, ms, s, m or h)");
+        if (whole > limit / u->second) throw bad("out of range");
+        uint64_t part = whole * u->second + static_cast<uint64_t>(fraction * (static_cast<double>(u->second) / scale));
+        if (part > limit || total > limit - part) throw bad("out of range");
+        total += part;
+    }
+    if (!negative && total == limit) throw bad("out of range");
+    return negative ? static_cast<int64_t>(0 - total) : static_cast<int64_t>(total);
 }
 
 std::vector<std::pair<std::string, std::string>> parse_key_values(const instruction& ins) {

@@ -2,6 +2,7 @@
 // Pure functions of their input: no files, no environment (docs/piecefile.md is the reference).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -12,8 +13,8 @@ namespace pieces::build {
 
 /// One instruction as written.
 struct instruction {
-    std::string keyword;                       ///< upper-case: FROM, FROM_URL, RUN, CMD, COPY, ADD, ENV, WORKDIR, USER, ENTRYPOINT, LABEL, ARG, EXPOSE, SHELL
-    std::vector<std::string> args;             ///< exec form: the JSON array's strings; shell form: one element, the text after the flags (continuations joined, trimmed)
+    std::string keyword;                       ///< upper-case: FROM, FROM_URL, RUN, CMD, COPY, ADD, ENV, WORKDIR, USER, ENTRYPOINT, LABEL, ARG, EXPOSE, SHELL, VOLUME, STOPSIGNAL, HEALTHCHECK, ONBUILD, MAINTAINER
+    std::vector<std::string> args;             ///< exec form: the JSON array's strings; shell form: one element, the text after the flags (continuations joined, trimmed). HEALTHCHECK: first its type (CMD or NONE, upper-case), then the command in either form
     bool exec_form = false;                    ///< written as a JSON array
     std::vector<std::pair<std::string, std::string>> flags;  ///< leading --name=value flags, name without "--" (COPY --chown=1:1, --from ..., FROM --platform=...); a bare boolean flag (--link) has value "true"
     std::string text;                          ///< the instruction as written, continuations joined (for cache keys and messages)
@@ -34,9 +35,34 @@ struct piecefile {
 /// line and what was expected, one line: `Piecefile:7: COPY needs a source and a destination`.
 /// Validates each instruction's arity/shape (FROM needs an image; FROM_URL needs a URL and an optional sha256:DIGEST;
 /// ENV k=v pairs or the old "ENV k v" form; LABEL k=v...; ARG name[=default]; EXPOSE port[/tcp|udp]...;
-/// WORKDIR one path; USER user[:group]; SHELL exec form only; the first instruction must be FROM/FROM_URL
-/// (ARG may come before FROM); unknown keywords are an error naming them).
+/// WORKDIR one path; USER user[:group]; SHELL exec form only; VOLUME one or more paths; STOPSIGNAL one
+/// signal; HEALTHCHECK as parse_healthcheck; ONBUILD as parse_trigger; MAINTAINER a name; the first
+/// instruction must be FROM/FROM_URL (ARG may come before FROM); unknown keywords are an error naming them).
 piecefile parse_piecefile(std::string_view text, const std::string& path);
+
+/// Parses an ONBUILD trigger (the text after "ONBUILD") as one instruction, checking its shape.
+/// ONBUILD, FROM, FROM_URL and MAINTAINER cannot be triggers, as in Docker. Errors carry no
+/// location (the caller knows it): `ONBUILD ONBUILD is not allowed`.
+instruction parse_trigger(std::string_view text, char escape = '\\');
+
+/// A HEALTHCHECK instruction's settings as Docker keeps them in the image config.
+struct healthcheck {
+    std::vector<std::string> test;    ///< ["NONE"], ["CMD", exe, args...] (exec form) or ["CMD-SHELL", "command"]
+    int64_t interval = 0;             ///< nanoseconds; 0: not set (the runtime's default)
+    int64_t timeout = 0;              ///< nanoseconds; 0: not set
+    int64_t start_period = 0;         ///< nanoseconds; 0: not set
+    int64_t start_interval = 0;       ///< nanoseconds; 0: not set
+    int retries = 0;                  ///< 0: not set
+};
+
+/// A HEALTHCHECK instruction's settings: CMD with a command (and the flags --interval, --timeout,
+/// --start-period, --start-interval as durations of 0 or at least 1ms, --retries of 0 or more),
+/// or NONE alone. Throws `error` without a location ("HEALTHCHECK --interval=10: ...").
+healthcheck parse_healthcheck(const instruction& ins);
+
+/// A duration in Go's syntax, as Docker reads HEALTHCHECK flags ("30s", "1m30s", "1.5h", "250ms",
+/// "0"): nanoseconds. Throws `error` on a malformed duration or one past the range of int64.
+int64_t parse_duration(std::string_view text);
 
 /// Splits ENV, LABEL and ARG arguments into key/value pairs, honouring quotes and escapes as
 /// Docker does. Key and value are returned AS WRITTEN, quotes still in place (`"a b"`): pass
