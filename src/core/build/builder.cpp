@@ -15,6 +15,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/signals.h"
 #include "core/build/piecefile.h"
 #include "core/container/lifecycle.h"
 #include "core/image/containers.h"
@@ -117,9 +118,10 @@ private:
 
     json current_config() const { return img_ ? img_->config : image::empty_config(); }
 
-    // Metadata instructions: a change to the config, no layer.
+    // Metadata instructions: a change to the image config document, no layer. `canonical` is
+    // the step's key and its history entry.
     template <typename Fn>
-    void config_step(const instruction& ins, const std::string& canonical, Fn&& change) {
+    void image_config_step(const instruction& ins, const std::string& canonical, Fn&& change) {
         need_image(ins);
         digest key = step_key(canonical);
         if (auto hit = lookup(key)) {
@@ -127,9 +129,17 @@ private:
             return;
         }
         json cfg = current_config();
-        if (!cfg.contains("config") || !cfg["config"].is_object()) cfg["config"] = json::object();
-        change(cfg["config"]);
+        change(cfg);
         commit(key, std::move(cfg), canonical, std::nullopt);
+    }
+
+    // The same for a change to the runtime settings (the document's "config" member).
+    template <typename Fn>
+    void config_step(const instruction& ins, const std::string& canonical, Fn&& change) {
+        image_config_step(ins, canonical, [&](json& cfg) {
+            if (!cfg.contains("config") || !cfg["config"].is_object()) cfg["config"] = json::object();
+            change(cfg["config"]);
+        });
     }
 
     std::vector<std::string> command_args(const instruction& ins) const {
@@ -144,6 +154,7 @@ private:
     void check_flags(const instruction& ins) const {
         for (const auto& [name, value] : ins.flags) {
             if ((ins.keyword == "COPY" || ins.keyword == "ADD") && name == "chown") continue;
+            if (ins.keyword == "HEALTHCHECK") continue;  // all of its flags: parse_healthcheck
             if (ins.keyword == "COPY" && name == "from") continue;
             if ((ins.keyword == "FROM" || ins.keyword == "FROM_URL") && name == "platform") {
                 if (value != "linux/" + image::oci_architecture())
@@ -186,13 +197,13 @@ private:
             });
         }
         if (k == "WORKDIR") {
-            std::string dir = expand(ins.args.at(0), v, pf_.escape);
+            std::string dir = expand(ins.args.at(0), v, ins.escape);
             std::string old = img_ ? img_->runtime().value("WorkingDir", std::string()) : "";
             if (dir.empty() || dir[0] != '/') dir = (old.empty() ? std::string("/") : old + "/") + dir;
             return config_step(ins, "WORKDIR " + dir, [&](json& c) { c["WorkingDir"] = dir; });
         }
         if (k == "USER") {
-            std::string user = expand(ins.args.at(0), v, pf_.escape);
+            std::string user = expand(ins.args.at(0), v, ins.escape);
             return config_step(ins, "USER " + user, [&](json& c) { c["User"] = user; });
         }
         if (k == "CMD" || k == "ENTRYPOINT") {
@@ -206,7 +217,7 @@ private:
             });
         }
         if (k == "EXPOSE") {
-            std::vector<std::string> ports = expand_words(ins.args.at(0), v, pf_.escape);
+            std::vector<std::string> ports = expand_words(ins.args.at(0), v, ins.escape);
             for (auto& p : ports)
                 if (p.find('/') == std::string::npos) p += "/tcp";
             return config_step(ins, "EXPOSE " + json(ports).dump(), [&](json& c) {
@@ -216,7 +227,75 @@ private:
         if (k == "SHELL") {
             return config_step(ins, "SHELL " + json(ins.args).dump(), [&](json& c) { c["Shell"] = ins.args; });
         }
+        if (k == "VOLUME") {
+            std::vector<std::string> paths;
+            if (ins.exec_form) {
+                for (const auto& a : ins.args) paths.push_back(expand(a, v, ins.escape));
+            } else {
+                paths = expand_words(ins.args.at(0), v, ins.escape);
+            }
+            for (const auto& p : paths)
+                if (p.empty()) throw error("VOLUME: a path cannot be empty");
+            return config_step(ins, "VOLUME " + json(paths).dump(), [&](json& c) {
+                for (const auto& p : paths) c["Volumes"][p] = json::object();
+            });
+        }
+        if (k == "STOPSIGNAL") {
+            std::string signal = expand(ins.args.at(0), v, ins.escape);
+            with_context("STOPSIGNAL", [&] { return parse_signal(signal); });
+            return config_step(ins, "STOPSIGNAL " + signal, [&](json& c) { c["StopSignal"] = signal; });
+        }
+        if (k == "HEALTHCHECK") {
+            json check = healthcheck_json(parse_healthcheck(ins));
+            return config_step(ins, "HEALTHCHECK " + check.dump(), [&](json& c) { c["Healthcheck"] = check; });
+        }
+        if (k == "ONBUILD") {
+            const std::string& trigger = ins.args.at(0);
+            return config_step(ins, "ONBUILD " + trigger, [&](json& c) {
+                if (!c.contains("OnBuild") || !c["OnBuild"].is_array()) c["OnBuild"] = json::array();
+                c["OnBuild"].push_back(trigger);
+            });
+        }
+        if (k == "MAINTAINER") {
+            const std::string& name = ins.args.at(0);
+            return image_config_step(ins, "MAINTAINER " + name, [&](json& cfg) { cfg["author"] = name; });
+        }
         throw error(k + ": not supported by this builder");
+    }
+
+    // Docker's form of a health check in the image config: unset durations and retries left out.
+    static json healthcheck_json(const healthcheck& h) {
+        json out = {{"Test", h.test}};
+        for (const auto& [field, value] : {std::pair<const char*, int64_t>{"Interval", h.interval},
+                                           {"Timeout", h.timeout},
+                                           {"StartPeriod", h.start_period},
+                                           {"StartInterval", h.start_interval},
+                                           {"Retries", h.retries}})
+            if (value != 0) out[field] = value;
+        return out;
+    }
+
+    // The base image's ONBUILD triggers run right after its FROM, as if written there; the
+    // image they make does not pass them on.
+    void run_triggers(const instruction& from) {
+        std::vector<std::string> triggers = image::string_list(img_->runtime().value("OnBuild", json()));
+        if (triggers.empty()) return;
+        // Dropped from the config the next step commits; step keys still name the base, whose
+        // digest fixes its triggers, so the cache stays sound.
+        img_->config["config"].erase("OnBuild");
+        digest base = img_->manifest_digest;
+        say(" # Executing " + std::to_string(triggers.size()) + " build trigger" + (triggers.size() == 1 ? "" : "s"));
+        for (const std::string& text : triggers) {
+            say("Trigger : " + text);
+            with_context("ONBUILD trigger " + quote(text), [&] {
+                instruction trigger = parse_trigger(text);
+                trigger.line = from.line;
+                one(trigger);
+            });
+        }
+        // Triggers that committed nothing (ARG alone): the cleared config still needs an image.
+        if (img_->manifest_digest == base) config_step(from, "ONBUILD triggers ran", [](json&) {});
+        cached_now_ = false;
     }
 
     void arg(const instruction& ins) {
@@ -261,6 +340,7 @@ private:
         base_ref_ = ref;
         saw_cmd_ = false;
         say(" ---> " + manifest->hex().substr(0, 12));
+        run_triggers(ins);
     }
 
     void from_url(const instruction& ins) {
@@ -474,9 +554,9 @@ private:
         bool add = ins.keyword == "ADD";
         std::vector<std::string> words;
         if (ins.exec_form) {
-            for (const auto& a : ins.args) words.push_back(expand(a, vars(), pf_.escape));
+            for (const auto& a : ins.args) words.push_back(expand(a, vars(), ins.escape));
         } else {
-            words = expand_words(ins.args.at(0), vars(), pf_.escape);
+            words = expand_words(ins.args.at(0), vars(), ins.escape);
         }
         if (words.size() < 2) throw error(ins.keyword + " needs a source and a destination");
         std::string dest = words.back();
@@ -484,11 +564,11 @@ private:
         std::string workdir = img_->runtime().value("WorkingDir", std::string());
         if (dest.empty() || dest[0] != '/') dest = (workdir.empty() ? std::string("/") : workdir + "/") + dest;
         bool into_dir = dest.back() == '/' || words.size() > 1;
-        std::string chown = expand(flag(ins, "chown"), vars(), pf_.escape);
+        std::string chown = expand(flag(ins, "chown"), vars(), ins.escape);
 
         // --from: the sources are in an earlier stage or an image, mounted read-only for the
         // step; its manifest digest stands for their content in the key.
-        std::string from = expand(flag(ins, "from"), vars(), pf_.escape);
+        std::string from = expand(flag(ins, "from"), vars(), ins.escape);
         std::string top = o_.context;
         std::string from_dir;
         std::optional<digest> from_image;
