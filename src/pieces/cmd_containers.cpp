@@ -1,9 +1,13 @@
 // Container commands: run, exec, ps, stop, rm, logs.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
@@ -12,6 +16,88 @@
 #include "pieces/commands.h"
 
 namespace pieces_cli {
+namespace {
+
+// The flags of pieces run whose text is checked and converted before anything is made.
+struct run_texts {
+    std::string memory, memory_swap, memory_reservation, cpus, cpu_shares, cpuset_cpus, cpuset_mems, pids_limit;
+    std::string stop_signal, stop_timeout;
+    std::vector<std::string> cap_add, cap_drop, security_opts, env_files, tmpfs;
+};
+
+int64_t whole_number(const std::string& text, const std::string& flag, int64_t minimum) {
+    size_t end = 0;
+    int64_t n = 0;
+    try {
+        n = std::stoll(text, &end);
+    } catch (const std::exception&) {
+        end = 0;
+    }
+    if (end == 0 || end != text.size() || n < minimum)
+        throw pieces::error(flag + " " + pieces::quote(text) + ": expected a whole number of at least " + std::to_string(minimum));
+    return n;
+}
+
+int host_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) < 0) return static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+    return CPU_COUNT(&set);
+}
+
+// The env files' entries, in the order given; -e comes after them and wins.
+std::vector<std::string> env_file_entries(const std::vector<std::string>& files) {
+    std::vector<std::string> out;
+    for (const auto& f : files) {
+        pieces::unique_fd fd(::open(f.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) throw pieces::error("--env-file " + pieces::quote(f) + ": " + std::strerror(errno));
+        std::string text;
+        try {
+            text = pieces::read_all(fd);
+        } catch (const std::exception& e) {
+            throw pieces::error("--env-file " + pieces::quote(f) + ": " + e.what());
+        }
+        auto entries = pieces::image::parse_env_file(text, [](const std::string& k) { return std::getenv(k.c_str()); }, f);
+        out.insert(out.end(), entries.begin(), entries.end());
+    }
+    return out;
+}
+
+void apply_security_opt(const std::string& opt, pieces::image::run_request& r) {
+    if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true") r.no_new_privileges = true;
+    else if (opt == "no-new-privileges:false" || opt == "no-new-privileges=false") r.no_new_privileges = false;
+    else if (opt == "seccomp=unconfined" || opt == "seccomp:unconfined") return;  // pieces sets no seccomp filter
+    else
+        throw pieces::error("--security-opt " + pieces::quote(opt) + ": pieces knows no-new-privileges[:true|false] and seccomp=unconfined");
+}
+
+// Every Docker-style flag of run_texts into the request; throws naming the flag and the value.
+void apply_run_texts(const run_texts& t, pieces::image::run_request& r) {
+    using pieces::image::parse_size;
+    auto& res = r.resources;
+    if (!t.memory.empty()) res.memory = parse_size(t.memory, "--memory");
+    if (!t.memory_swap.empty()) res.memory_swap = t.memory_swap == "-1" ? -1 : parse_size(t.memory_swap, "--memory-swap");
+    if (!t.memory_reservation.empty()) res.memory_reservation = parse_size(t.memory_reservation, "--memory-reservation");
+    if (!t.cpus.empty()) res.cpu_quota = pieces::image::parse_cpus(t.cpus, host_cpus());
+    if (!t.cpu_shares.empty()) res.cpu_shares = whole_number(t.cpu_shares, "--cpu-shares", 2);
+    if (!t.pids_limit.empty()) res.pids_limit = whole_number(t.pids_limit, "--pids-limit", -1);
+    if (!t.cpuset_cpus.empty()) pieces::image::check_cpuset(t.cpuset_cpus, "--cpuset-cpus");
+    if (!t.cpuset_mems.empty()) pieces::image::check_cpuset(t.cpuset_mems, "--cpuset-mems");
+    res.cpuset_cpus = t.cpuset_cpus;
+    res.cpuset_mems = t.cpuset_mems;
+    res.check();
+    for (const auto& c : t.cap_add) r.cap_add.push_back(pieces::image::capability_flag(c, "--cap-add"));
+    for (const auto& c : t.cap_drop) r.cap_drop.push_back(pieces::image::capability_flag(c, "--cap-drop"));
+    for (const auto& o : t.security_opts) apply_security_opt(o, r);
+    for (const auto& m : t.tmpfs) r.tmpfs.push_back(pieces::image::tmpfs_mount::parse(m));
+    if (!t.stop_signal.empty()) r.stop_signal = pieces::image::parse_stop_signal(t.stop_signal, "--stop-signal");
+    if (!t.stop_timeout.empty()) r.stop_timeout = static_cast<int>(whole_number(t.stop_timeout, "--stop-timeout", -1));
+    std::vector<std::string> env = env_file_entries(t.env_files);
+    env.insert(env.end(), r.env.begin(), r.env.end());
+    r.env = env;
+}
+
+}  // namespace
 
 command add_run(CLI::App& app, context& ctx) {
     auto* sub = app.add_subcommand("run", "run a container from an image");
@@ -19,6 +105,7 @@ command add_run(CLI::App& app, context& ctx) {
     auto volumes = std::make_shared<std::vector<std::string>>();
     auto entrypoint = std::make_shared<std::string>();
     auto network = std::make_shared<std::string>("host");
+    auto t = std::make_shared<run_texts>();
     sub->add_flag("--rm", r->remove, "remove the container when it exits");
     sub->add_flag("-d,--detach", r->detach, "run in the background; print the container id");
     sub->add_flag("-i,--interactive", r->interactive, "keep stdin open");
@@ -33,9 +120,25 @@ command add_run(CLI::App& app, context& ctx) {
     sub->add_option("--entrypoint", *entrypoint, "replace the image's entrypoint");
     sub->add_option("--network", *network, "host (the host's network) or none (loopback only)")
         ->check(CLI::IsMember({"host", "none"}));
+    sub->add_option("--env-file", t->env_files, "K=V lines (K alone: the value here; # comments)");
+    sub->add_option("--tmpfs", t->tmpfs, "a tmpfs at PATH[:OPTIONS] (nosuid,nodev,noexec and yours)");
+    sub->add_option("-m,--memory", t->memory, "memory limit (bytes, or with b, k, m, g)");
+    sub->add_option("--memory-swap", t->memory_swap, "memory + swap limit; -1 unlimited (default: twice --memory)");
+    sub->add_option("--memory-reservation", t->memory_reservation, "memory soft limit");
+    sub->add_option("--cpus", t->cpus, "number of CPUs (decimal: 1.5)");
+    sub->add_option("--cpu-shares", t->cpu_shares, "relative CPU weight (default 1024)");
+    sub->add_option("--cpuset-cpus", t->cpuset_cpus, "CPUs to run on (0-3,5)");
+    sub->add_option("--cpuset-mems", t->cpuset_mems, "memory nodes to use (0-3,5)");
+    sub->add_option("--pids-limit", t->pids_limit, "maximum number of processes (-1: unlimited)");
+    sub->add_option("--cap-add", t->cap_add, "add a capability (NET_ADMIN, CAP_NET_ADMIN or ALL)");
+    sub->add_option("--cap-drop", t->cap_drop, "drop a capability (or ALL)");
+    sub->add_option("--security-opt", t->security_opts, "no-new-privileges");
+    sub->add_option("--stop-signal", t->stop_signal, "signal pieces stop sends (default: the image's, else SIGTERM)");
+    sub->add_option("--stop-timeout", t->stop_timeout, "seconds pieces stop waits before SIGKILL (default 10; -1: no limit)");
     sub->add_option("image", r->image, "image name[:tag] or id")->required();
     sub->prefix_command();
-    return {sub, [r, volumes, entrypoint, network, sub, &ctx] {
+    return {sub, [r, t, volumes, entrypoint, network, sub, &ctx] {
+                apply_run_texts(*t, *r);
                 r->cmd = sub->remaining();
                 if (!entrypoint->empty()) r->entrypoint = std::vector<std::string>{*entrypoint};
                 for (const auto& v : *volumes) r->volumes.push_back(pieces::image::volume::parse(v));
@@ -101,10 +204,10 @@ command add_ps(CLI::App& app, context& ctx) {
 }
 
 command add_stop(CLI::App& app, context& ctx) {
-    auto* sub = app.add_subcommand("stop", "stop containers: SIGTERM, then SIGKILL after the timeout");
+    auto* sub = app.add_subcommand("stop", "stop containers: their stop signal (SIGTERM unless set), then SIGKILL after the timeout");
     auto names = std::make_shared<std::vector<std::string>>();
-    auto timeout = std::make_shared<int>(10);
-    sub->add_option("-t,--time", *timeout, "seconds to wait before SIGKILL (default 10)");
+    auto timeout = std::make_shared<std::optional<int>>();
+    sub->add_option("-t,--time", *timeout, "seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10)");
     sub->add_option("container", *names, "container names or ids")->required();
     return {sub, [names, timeout, &ctx] {
                 for (const auto& n : *names) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -19,6 +21,7 @@
 #include "core/base/fs.h"
 #include "core/container/lifecycle.h"
 #include "core/image/rootfs.h"
+#include "core/linux/caps.h"
 #include "core/spec/default_spec.h"
 
 namespace pieces::image {
@@ -52,6 +55,23 @@ std::vector<std::vector<std::string>> colon_records(const std::string& rootfs, c
         out.push_back(fields);
     }
     return out;
+}
+
+// Every capability this code and the kernel know and our bounding set holds, for --cap-add
+// ALL: as Docker does, a host that lacks one still runs the container.
+std::vector<std::string> known_capabilities() {
+    std::vector<std::string> out;
+    int last = std::min(linux_::kernel_last_cap(), spec::last_known_capability());
+    for (int c = 0; c <= last; ++c)
+        if (::prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) out.push_back(spec::capability_name(c));
+    return out;
+}
+
+// "/data/" and "/data//x/." as "/data" and "/data/x", so destinations compare.
+std::string clean_path(const std::string& path) {
+    std::string out;
+    for (const auto& c : split_components(path)) out += "/" + c;
+    return out.empty() ? "/" : out;
 }
 
 bool all_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
@@ -175,6 +195,38 @@ void finish(const std::string& store_root, const std::string& id, int code, bool
     unmount_image(dir);
 }
 
+// Each image volume's directory, made with the owner and mode of the image's directory at that
+// path and a copy of what it holds (an empty one where the image has nothing there).
+void seed_image_volumes(const std::string& rootfs, const std::vector<std::pair<std::string, std::string>>& volumes) {
+    if (volumes.empty()) return;
+    unique_fd root = open_path(rootfs, O_PATH | O_DIRECTORY);
+    for (const auto& [destination, source] : volumes) {
+        with_context("image volume " + quote(destination), [&] {
+            std::filesystem::create_directories(parent_of(source));
+            if (::mkdir(source.c_str(), 0755) < 0) throw_errno("mkdir", quote(source));
+            int fd = try_open_in_root(root, destination, O_RDONLY | O_DIRECTORY);
+            if (fd == -ENOTDIR) throw error("the image has a file there, not a directory");
+            if (fd == -ENOENT) return;
+            if (fd < 0) throw error("open " + quote(destination) + " in the image: " + std::strerror(-fd));
+            unique_fd from(fd);
+            unique_fd to = open_path(source, O_RDONLY | O_DIRECTORY);
+            struct stat st {};
+            if (::fstat(from.get(), &st) < 0) throw_errno("fstat", quote(destination));
+            if (::fchown(to.get(), st.st_uid, st.st_gid) < 0) throw_errno("fchown", quote(source));
+            if (::fchmod(to.get(), st.st_mode & 07777) < 0) throw_errno("fchmod", quote(source));
+            copy_tree(from, to, destination);
+        });
+    }
+}
+
+// The signal pieces stop sends: --stop-signal, else the image's StopSignal, else SIGTERM.
+int stop_signal(const image& img, const run_request& r) {
+    if (r.stop_signal) return *r.stop_signal;
+    std::string from_image = img.runtime().value("StopSignal", std::string());
+    if (from_image.empty()) return SIGTERM;
+    return parse_stop_signal(from_image, "image " + quote(r.image) + " StopSignal");
+}
+
 std::string shell_join(const std::vector<std::string>& args) {
     std::string out;
     for (const auto& a : args) out += (out.empty() ? "" : " ") + a;
@@ -212,7 +264,23 @@ std::vector<std::string> command_line(const json& runtime, const run_request& r)
     return args;
 }
 
-json bundle_config(const image& img, const run_request& r, const std::string& rootfs, const std::string& id) {
+std::vector<std::pair<std::string, std::string>> image_volumes(const json& runtime, const run_request& r, const std::string& volumes_dir) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (volumes_dir.empty() || !runtime.contains("Volumes") || !runtime["Volumes"].is_object()) return out;
+    std::vector<std::string> taken;
+    for (const auto& v : r.volumes) taken.push_back(clean_path(v.destination));
+    for (const auto& t : r.tmpfs) taken.push_back(clean_path(t.destination));
+    for (const auto& [path, ignored] : runtime["Volumes"].items()) {
+        if (path.empty() || path[0] != '/') throw error("image " + quote(r.image) + ": volume " + quote(path) + " is not an absolute path");
+        std::string destination = clean_path(path);
+        if (destination == "/") throw error("image " + quote(r.image) + ": a volume at / is not possible");
+        if (std::find(taken.begin(), taken.end(), destination) != taken.end()) continue;  // -v or --tmpfs there wins
+        out.emplace_back(destination, volumes_dir + "/" + std::to_string(out.size()));
+    }
+    return out;
+}
+
+json bundle_config(const image& img, const run_request& r, const std::string& rootfs, const std::string& id, const std::string& volumes_dir) {
     json runtime = img.runtime();
     json cfg = spec::default_config(false);
     json& p = cfg["process"];
@@ -239,10 +307,16 @@ json bundle_config(const image& img, const run_request& r, const std::string& ro
     std::string cwd = !r.workdir.empty() ? r.workdir : runtime.value("WorkingDir", std::string());
     p["cwd"] = cwd.empty() ? "/" : cwd;
     p["user"] = resolve_user(!r.user.empty() ? r.user : runtime.value("User", std::string()), rootfs);
-    p["capabilities"] = {{"bounding", default_caps}, {"effective", default_caps}, {"permitted", default_caps}};
-    p["noNewPrivileges"] = false;
+    std::vector<std::string> caps = effective_capabilities(default_caps, known_capabilities(), r.cap_add, r.cap_drop);
+    p["capabilities"] = {{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+    p["noNewPrivileges"] = r.no_new_privileges;
     cfg["root"] = {{"path", rootfs}, {"readonly", r.read_only}};
     cfg["hostname"] = hostname;
+    // Image volumes first: a -v or --tmpfs below one of them is mounted on top of it.
+    for (const auto& [destination, source] : image_volumes(runtime, r, volumes_dir))
+        cfg["mounts"].push_back({{"destination", destination}, {"type", "bind"}, {"source", source}, {"options", {"rbind", "rprivate"}}});
+    for (const auto& t : r.tmpfs)
+        cfg["mounts"].push_back({{"destination", t.destination}, {"type", "tmpfs"}, {"source", "tmpfs"}, {"options", t.options}});
     for (const auto& v : r.volumes) {
         json opts = {"rbind", "rprivate"};
         if (v.read_only) opts.push_back("ro");
@@ -256,6 +330,7 @@ json bundle_config(const image& img, const run_request& r, const std::string& ro
         ns = kept;
     }
     cfg["linux"]["cgroupsPath"] = "/pieces/" + id;
+    r.resources.apply(cfg["linux"]["resources"]);
     cfg["annotations"] = {{"org.pieces.image", r.image}};
     return cfg;
 }
@@ -278,11 +353,14 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
         if (::mkdir(dir.c_str(), 0700) < 0) throw_errno("mkdir", quote(dir));
         try {
             std::string rootfs = mount_image(s, img, dir, r.remove ? upper_kind::throwaway : upper_kind::kept);
-            json cfg = bundle_config(img, r, rootfs, id);
+            json cfg = bundle_config(img, r, rootfs, id, dir + "/volumes");
+            seed_image_volumes(rootfs, image_volumes(img.runtime(), r, dir + "/volumes"));
             write_file_atomic(dir + "/config.json", cfg.dump(2), 0600);
             record = {{"id", id}, {"name", name}, {"image", r.image}, {"imageId", manifest->str()},
                       {"command", shell_join(cfg["process"]["args"].get<std::vector<std::string>>())},
-                      {"created", now_rfc3339()}, {"detached", r.detach}, {"remove", r.remove}};
+                      {"created", now_rfc3339()}, {"detached", r.detach}, {"remove", r.remove},
+                      {"stopSignal", stop_signal(img, r)}};
+            if (r.stop_timeout) record["stopTimeout"] = *r.stop_timeout;
             write_record(store_root, record);
         } catch (...) {
             unmount_image(dir);
@@ -386,7 +464,7 @@ container_info find_container(const std::string& store_root, const std::string& 
     return *found;
 }
 
-void stop_container(const std::string& store_root, const std::string& ref, int timeout) {
+void stop_container(const std::string& store_root, const std::string& ref, std::optional<int> timeout) {
     container_info c = find_container(store_root, ref);
     std::string root = state_root(store_root);
     auto running = [&] {
@@ -394,9 +472,12 @@ void stop_container(const std::string& store_root, const std::string& ref, int t
         return st == "running" || st == "paused" || st == "created";
     };
     if (!running()) return;
-    container::kill(root, c.id, SIGTERM, false);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
-    while (running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    json record = read_record(store_root, c.id);
+    int seconds = timeout ? *timeout : record.value("stopTimeout", 10);
+    container::kill(root, c.id, record.value("stopSignal", SIGTERM), false);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (running() && (seconds < 0 || std::chrono::steady_clock::now() < deadline))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (running()) {
         container::kill(root, c.id, SIGKILL, true);
         while (running()) std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/image/image.h"
+#include "core/image/run_options.h"
 
 namespace pieces::image {
 
@@ -31,11 +32,25 @@ struct run_request {
     std::string workdir, user, hostname, name;
     bool tty = false, interactive = false, read_only = false, detach = false, remove = false;
     bool host_network = true;                    ///< --network host (default) or none
+    resource_limits resources;                   ///< --memory, --cpus, --pids-limit ... (linux.resources)
+    std::vector<std::string> cap_add, cap_drop;  ///< normalised names ("CAP_NET_ADMIN", "ALL")
+    bool no_new_privileges = false;              ///< --security-opt no-new-privileges
+    std::vector<tmpfs_mount> tmpfs;              ///< --tmpfs PATH[:OPTIONS]
+    std::optional<int> stop_signal;              ///< --stop-signal (else the image's StopSignal, else SIGTERM)
+    std::optional<int> stop_timeout;             ///< --stop-timeout seconds for pieces stop (else 10)
 };
 
 /// The config.json for running `img` with `r` on the rootfs at `rootfs` (users named in
-/// r.user or the image are looked up in the rootfs's /etc/passwd and /etc/group).
-nlohmann::json bundle_config(const image& img, const run_request& r, const std::string& rootfs, const std::string& id);
+/// r.user or the image are looked up in the rootfs's /etc/passwd and /etc/group). With a
+/// `volumes_dir`, the image's Volumes are bind mounts of directories there (image_volumes).
+nlohmann::json bundle_config(const image& img, const run_request& r, const std::string& rootfs, const std::string& id,
+                             const std::string& volumes_dir = "");
+
+/// The image's Volumes that `r` does not cover with a -v or --tmpfs at the same path, as
+/// (destination in the container, directory under `volumes_dir` that holds it); none without
+/// a `volumes_dir`.
+std::vector<std::pair<std::string, std::string>> image_volumes(const nlohmann::json& runtime, const run_request& r,
+                                                               const std::string& volumes_dir);
 
 /// The OCI process.user for "user[:group]" (names or numbers) as the rootfs's /etc/passwd and
 /// /etc/group say, with the primary and the member groups as additional gids.
@@ -64,8 +79,10 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
 std::vector<container_info> list_containers(const std::string& store_root);
 /// A container by id, id prefix or name.
 container_info find_container(const std::string& store_root, const std::string& ref);
-/// Sends SIGTERM, waits up to `timeout` seconds, then SIGKILL.
-void stop_container(const std::string& store_root, const std::string& ref, int timeout);
+/// Sends the container's stop signal (--stop-signal, else the image's StopSignal, else
+/// SIGTERM), waits up to `timeout` seconds (else its --stop-timeout, else 10; negative: no
+/// limit), then SIGKILL.
+void stop_container(const std::string& store_root, const std::string& ref, std::optional<int> timeout);
 /// Removes a stopped container (running ones with `force`: killed first).
 void remove_container(const std::string& store_root, const std::string& ref, bool force);
 /// The log file of a detached container.
