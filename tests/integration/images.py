@@ -65,15 +65,16 @@ def rootfs_tar(root: Path) -> bytes:
 
 
 def write_docker_archive(root: Path, archive: Path, ref: str,
-                         cmd: tuple[str, ...] = ("sh",)) -> Path:
-    """Writes a one-layer image of `root`, tagged `ref` (name:tag), as a docker-archive tar."""
+                         cmd: tuple[str, ...] = ("sh",), extra_config: dict | None = None) -> Path:
+    """Writes a one-layer image of `root`, tagged `ref` (name:tag), as a docker-archive tar;
+    `extra_config` adds to its runtime config (StopSignal, Volumes, ...)."""
     layer = rootfs_tar(root)
     layer_digest = hashlib.sha256(layer).hexdigest()
     config = json.dumps({
         "architecture": "amd64",
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
-        "config": {"Env": [PATH_ENV], "Cmd": list(cmd), "WorkingDir": "/"},
+        "config": {"Env": [PATH_ENV], "Cmd": list(cmd), "WorkingDir": "/", **(extra_config or {})},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "pieces tests: busybox + probe"}],
     }).encode()
