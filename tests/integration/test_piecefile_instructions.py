@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from test_pieces import PIECES, Pieces, base_tarball, context, pieces  # noqa: F401  (fixtures)
 
 SECOND = 1_000_000_000
@@ -85,6 +86,23 @@ HEALTHCHECK NONE
     assert other["StopSignal"] == "quit"
     assert other["Healthcheck"] == {"Test": ["NONE"]}
     assert "author" not in image_config(pieces.store, "other:1")
+
+
+def test_built_stopsignal_and_volume_take_effect_when_run(pieces, workdir, base_tarball):
+    """What the build wrote is what `pieces run` and `pieces stop` read: a volume is a mount of its
+    own in the container, and stop sends the image's signal."""
+    pieces.ok("build", "-t", "svc:1", context(workdir, f"""FROM_URL file://{base_tarball}
+STOPSIGNAL usr1
+VOLUME /state
+CMD ["sh", "-c", "trap 'echo caught; exit 41' USR1; echo ready; while :; do sleep 0.1; done"]
+"""))
+    assert " /state " in pieces.ok("run", "--rm", "svc:1", "cat", "/proc/self/mountinfo")
+    pieces.ok("run", "-d", "--name", "svc", "svc:1")
+    wait_for(lambda: "ready" in pieces.ok("logs", "svc"), 10, "the container's trap")
+    pieces.ok("stop", "-t", "10", "svc")
+    assert "caught" in pieces.ok("logs", "svc")
+    assert "exited (41)" in pieces.ok("ps", "-a")
+    pieces.ok("rm", "svc")
 
 
 def test_changed_instructions_are_not_served_from_the_cache(pieces, workdir, base_tarball):
