@@ -90,7 +90,9 @@ std::string mount_image(const store& s, const image& img, const std::string& dir
 
 void unmount_image(const std::string& dir) {
     std::string rootfs = dir + "/rootfs";
-    if (is_mounted(rootfs) && ::umount2(rootfs.c_str(), MNT_DETACH) < 0) throw_errno("unmount", quote(rootfs));
+    // EINVAL: no longer a mount point; a detached container's monitor unmounts it when the
+    // container ends, and `rm -f` may have killed it a moment before.
+    if (is_mounted(rootfs) && ::umount2(rootfs.c_str(), MNT_DETACH) < 0 && errno != EINVAL) throw_errno("unmount", quote(rootfs));
 }
 
 }  // namespace pieces::image
