@@ -133,6 +133,7 @@ command add_run(CLI::App& app, context& ctx) {
     sub->add_option("--cap-add", t->cap_add, "add a capability (NET_ADMIN, CAP_NET_ADMIN or ALL)");
     sub->add_option("--cap-drop", t->cap_drop, "drop a capability (or ALL)");
     sub->add_option("--security-opt", t->security_opts, "no-new-privileges");
+    sub->add_flag("--privileged", r->privileged, "every capability, the host's devices, /sys writable, nothing masked");
     sub->add_option("--stop-signal", t->stop_signal, "signal pieces stop sends (default: the image's, else SIGTERM)");
     sub->add_option("--stop-timeout", t->stop_timeout, "seconds pieces stop waits before SIGKILL (default 10; -1: no limit)");
     sub->add_option("image", r->image, "image name[:tag] or id")->required();

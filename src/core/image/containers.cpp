@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +66,47 @@ std::vector<std::string> known_capabilities() {
     for (int c = 0; c <= last; ++c)
         if (::prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) out.push_back(spec::capability_name(c));
     return out;
+}
+
+// The host's device nodes as OCI linux.devices, as Docker gives a privileged container: every
+// char and block device under /dev but the console and what pts, shm, mqueue and fd hold.
+json host_devices() {
+    json out = json::array();
+    std::error_code ec;
+    auto it = std::filesystem::recursive_directory_iterator("/dev", std::filesystem::directory_options::skip_permission_denied, ec);
+    for (; !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        const auto& path = it->path();
+        std::string name = path.filename();
+        if (it->is_directory(ec) && !it->is_symlink(ec)) {
+            if (name == "pts" || name == "shm" || name == "mqueue" || name == "fd" || name == ".lxc" || name == ".udev")
+                it.disable_recursion_pending();
+            continue;
+        }
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) < 0 || path == "/dev/console") continue;
+        if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) continue;
+        out.push_back({{"path", path.string()}, {"type", S_ISCHR(st.st_mode) ? "c" : "b"}, {"major", major(st.st_rdev)},
+                       {"minor", minor(st.st_rdev)}, {"fileMode", st.st_mode & 07777}, {"uid", st.st_uid}, {"gid", st.st_gid}});
+    }
+    return out;
+}
+
+// What --privileged changes in a config beyond the capabilities: the host's devices, all of
+// them allowed; /sys and the cgroup mount writable; no masked or read-only /proc paths.
+void make_privileged(json& cfg) {
+    cfg["linux"]["devices"] = host_devices();
+    cfg["linux"]["resources"]["devices"] = json::array({{{"allow", true}, {"access", "rwm"}}});
+    cfg["linux"].erase("maskedPaths");
+    cfg["linux"].erase("readonlyPaths");
+    for (json& m : cfg["mounts"]) {
+        std::string dest = m.value("destination", "");
+        if ((dest == "/sys" || dest == "/sys/fs/cgroup") && m.contains("options")) {
+            json kept = json::array();
+            for (const auto& o : m["options"])
+                if (o != "ro") kept.push_back(o);
+            m["options"] = kept;
+        }
+    }
 }
 
 // "/data/" and "/data//x/." as "/data" and "/data/x", so destinations compare.
@@ -307,7 +349,9 @@ json bundle_config(const image& img, const run_request& r, const std::string& ro
     std::string cwd = !r.workdir.empty() ? r.workdir : runtime.value("WorkingDir", std::string());
     p["cwd"] = cwd.empty() ? "/" : cwd;
     p["user"] = resolve_user(!r.user.empty() ? r.user : runtime.value("User", std::string()), rootfs);
-    std::vector<std::string> caps = effective_capabilities(default_caps, known_capabilities(), r.cap_add, r.cap_drop);
+    // Privileged: every capability, and --cap-add/--cap-drop have nothing to change (as Docker).
+    std::vector<std::string> caps = r.privileged ? known_capabilities()
+                                                 : effective_capabilities(default_caps, known_capabilities(), r.cap_add, r.cap_drop);
     p["capabilities"] = {{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
     p["noNewPrivileges"] = r.no_new_privileges;
     cfg["root"] = {{"path", rootfs}, {"readonly", r.read_only}};
@@ -330,6 +374,7 @@ json bundle_config(const image& img, const run_request& r, const std::string& ro
         ns = kept;
     }
     cfg["linux"]["cgroupsPath"] = "/pieces/" + id;
+    if (r.privileged) make_privileged(cfg);
     r.resources.apply(cfg["linux"]["resources"]);
     cfg["annotations"] = {{"org.pieces.image", r.image}};
     return cfg;
@@ -482,6 +527,16 @@ void stop_container(const std::string& store_root, const std::string& ref, std::
         container::kill(root, c.id, SIGKILL, true);
         while (running()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    // The process that ran it records the exit status a moment later; ps right after stop shows it.
+    auto recorded = [&] {
+        try {
+            return read_record(store_root, c.id).contains("exitCode");
+        } catch (const error&) {
+            return true;  // removed (--rm)
+        }
+    };
+    auto patience = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!recorded() && std::chrono::steady_clock::now() < patience) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 void remove_container(const std::string& store_root, const std::string& ref, bool force) {

@@ -35,6 +35,7 @@ struct run_request {
     resource_limits resources;                   ///< --memory, --cpus, --pids-limit ... (linux.resources)
     std::vector<std::string> cap_add, cap_drop;  ///< normalised names ("CAP_NET_ADMIN", "ALL")
     bool no_new_privileges = false;              ///< --security-opt no-new-privileges
+    bool privileged = false;                     ///< --privileged: every capability, host devices, nothing masked
     std::vector<tmpfs_mount> tmpfs;              ///< --tmpfs PATH[:OPTIONS]
     std::optional<int> stop_signal;              ///< --stop-signal (else the image's StopSignal, else SIGTERM)
     std::optional<int> stop_timeout;             ///< --stop-timeout seconds for pieces stop (else 10)
