@@ -255,3 +255,24 @@ def test_limit_the_kernel_refuses_leaves_nothing(p):
         assert p.ok("ps", "-a", "-q") == ""
         assert list((p.store / "containers").iterdir()) == []
     assert p.leftovers() == []
+
+
+def test_privileged(p):
+    """Every capability the host has, the host's devices usable (the devices cgroup allows
+    them), /sys writable, no masked or read-only /proc paths."""
+    out = p.ok("run", "--rm", "--privileged", "--cap-drop", "ALL", IMAGE, "sh", "-c",
+               "grep CapEff /proc/self/status; stat -c '%t:%T' /dev/loop0; "
+               "dd if=/dev/kmsg bs=8192 count=1 2>/dev/null | wc -c; cat /proc/self/mountinfo")
+    host_bounding = int(next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                             if line.startswith("CapBnd:")), 16)
+    assert cap_eff(out) == host_bounding, out  # --cap-drop changes nothing, as with Docker
+    loop0 = os.stat("/dev/loop0").st_rdev
+    lines = out.splitlines()
+    assert lines[1] == f"{os.major(loop0):x}:{os.minor(loop0):x}", out
+    assert int(lines[2]) > 0, out  # /dev/kmsg opened and read
+    points = {line.split()[4]: line.split()[5] for line in lines[3:]}
+    assert "/proc/keys" not in points and "/proc/sys" not in points, points
+    assert points["/sys"].startswith("rw"), points
+    # Without it: no such device, and the masks are there.
+    plain = p.ok("run", "--rm", IMAGE, "sh", "-c", "ls /dev/loop0 2>&1; cat /proc/self/mountinfo")
+    assert "No such file" in plain and " /proc/keys " in plain and " /proc/sys " in plain, plain
