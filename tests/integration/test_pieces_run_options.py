@@ -212,9 +212,10 @@ def test_volume_flag_wins_over_the_image_volume(p, workdir):
 
 @pytest.mark.parametrize("args, message", [
     (["--memory", "12x"], '--memory "12x"'),
-    (["-m", "1m"], "--memory"),
+    (["-m", "1m"], '--memory "1m": the minimum is 6m'),
     (["--memory-swap", "1g"], "--memory-swap needs --memory"),
-    (["--memory", "64m", "--memory-swap", "32m"], "--memory-swap"),
+    (["--memory", "64m", "--memory-swap", "32m"], '--memory-swap "32m": below --memory 64m'),
+    (["--memory", "64m", "--memory-reservation", "1g"], '--memory-reservation "1g": above --memory 64m'),
     (["--cpus", "-1"], '--cpus "-1"'),
     (["--cpus=100"], '--cpus "100"'),
     (["--cpu-shares", "lots"], '--cpu-shares "lots"'),

@@ -127,13 +127,15 @@ TEST(RunOptions, MemoryFlagsAsDockerRelatesThem) {
     r.apply(res);
     EXPECT_EQ(res["memory"]["swap"], -1);
     r.memory_swap = 32 << 20;
-    EXPECT_NE(message_of([&] { r.check(); }).find("--memory-swap"), std::string::npos);
+    EXPECT_NE(message_of([&] { r.check(); }).find("--memory-swap \"32m\": below --memory 64m"), std::string::npos);
     resource_limits only_swap;
     only_swap.memory_swap = 1 << 30;
     EXPECT_NE(message_of([&] { only_swap.check(); }).find("needs --memory"), std::string::npos);
     resource_limits tiny;
     tiny.memory = 1024;
-    EXPECT_NE(message_of([&] { tiny.check(); }).find("--memory"), std::string::npos);
+    EXPECT_NE(message_of([&] { tiny.check(); }).find("--memory \"1k\": the minimum is 6m"), std::string::npos);
+    tiny.memory = 1000;
+    EXPECT_NE(message_of([&] { tiny.check(); }).find("--memory \"1000\""), std::string::npos);
     resource_limits cpu;
     cpu.cpu_quota = 50000;
     cpu.pids_limit = 10;

@@ -38,6 +38,17 @@ std::string bad(const std::string& flag, const std::string& text, const std::str
     return flag + " " + quote(text) + ": " + why;
 }
 
+// A byte count as the flags take it back: "64m" when a unit divides it, else the bytes.
+std::string size_text(int64_t bytes) {
+    const char* units = "kmgtp";
+    int unit = -1;
+    while (unit < 4 && bytes != 0 && bytes % 1024 == 0) {
+        bytes /= 1024;
+        ++unit;
+    }
+    return std::to_string(bytes) + (unit < 0 ? "" : std::string(1, units[unit]));
+}
+
 }  // namespace
 
 int64_t parse_size(const std::string& text, const std::string& flag) {
@@ -157,12 +168,12 @@ tmpfs_mount tmpfs_mount::parse(const std::string& text) {
 
 void resource_limits::check() const {
     constexpr int64_t minimum_memory = 6 * 1024 * 1024;
-    if (memory && *memory < minimum_memory) throw error(bad("--memory", std::to_string(*memory), "the minimum is 6m"));
+    if (memory && *memory < minimum_memory) throw error(bad("--memory", size_text(*memory), "the minimum is 6m"));
     if (memory_swap && !memory) throw error("--memory-swap needs --memory: it is the total of memory and swap");
     if (memory_swap && *memory_swap != -1 && *memory_swap < *memory)
-        throw error(bad("--memory-swap", std::to_string(*memory_swap), "below --memory " + std::to_string(*memory) + ": it is memory and swap together"));
+        throw error(bad("--memory-swap", size_text(*memory_swap), "below --memory " + size_text(*memory) + ": it is memory and swap together"));
     if (memory && memory_reservation && *memory_reservation > *memory)
-        throw error(bad("--memory-reservation", std::to_string(*memory_reservation), "above --memory " + std::to_string(*memory)));
+        throw error(bad("--memory-reservation", size_text(*memory_reservation), "above --memory " + size_text(*memory)));
 }
 
 void resource_limits::apply(nlohmann::json& resources) const {
