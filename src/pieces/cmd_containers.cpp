@@ -79,7 +79,7 @@ void apply_run_texts(const run_texts& t, pieces::image::run_request& r) {
     if (!t.memory_swap.empty()) res.memory_swap = t.memory_swap == "-1" ? -1 : parse_size(t.memory_swap, "--memory-swap");
     if (!t.memory_reservation.empty()) res.memory_reservation = parse_size(t.memory_reservation, "--memory-reservation");
     if (!t.cpus.empty()) res.cpu_quota = pieces::image::parse_cpus(t.cpus, host_cpus());
-    if (!t.cpu_shares.empty()) res.cpu_shares = whole_number(t.cpu_shares, "--cpu-shares", 2);
+    if (!t.cpu_shares.empty()) res.cpu_shares = whole_number(t.cpu_shares, "--cpu-shares", 0);  // 0: the default, as Docker
     if (!t.pids_limit.empty()) res.pids_limit = whole_number(t.pids_limit, "--pids-limit", -1);
     if (!t.cpuset_cpus.empty()) pieces::image::check_cpuset(t.cpuset_cpus, "--cpuset-cpus");
     if (!t.cpuset_mems.empty()) pieces::image::check_cpuset(t.cpuset_mems, "--cpuset-mems");
