@@ -7,20 +7,12 @@
 #include <map>
 
 #include "core/base/error.h"
+#include "error_message.h"
 
 using namespace pieces;
 using namespace pieces::image;
 
-namespace {
-std::string message_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const error& e) {
-        return e.what();
-    }
-    return "";
-}
-}  // namespace
+using pieces::test_support::message_of;
 
 TEST(RunOptions, SizesWithDockersUnits) {
     EXPECT_EQ(parse_size("1024", "--memory"), 1024);

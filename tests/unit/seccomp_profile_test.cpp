@@ -9,11 +9,13 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "error_message.h"
 #include "core/linux/seccomp.h"
 
 using namespace pieces;
 using namespace pieces::image;
 using json = nlohmann::json;
+using pieces::test_support::message_of;
 
 namespace {
 
@@ -39,15 +41,6 @@ std::set<std::string> all_names(const json& profile) {
     for (const json& r : profile["syscalls"])
         for (const json& n : r["names"]) out.insert(n.get<std::string>());
     return out;
-}
-
-std::string message_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace
