@@ -66,9 +66,10 @@ std::vector<std::string> env_file_entries(const std::vector<std::string>& files)
 void apply_security_opt(const std::string& opt, pieces::image::run_request& r) {
     if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true") r.no_new_privileges = true;
     else if (opt == "no-new-privileges:false" || opt == "no-new-privileges=false") r.no_new_privileges = false;
-    else if (opt == "seccomp=unconfined" || opt == "seccomp:unconfined") return;  // pieces sets no seccomp filter
+    else if (opt.rfind("seccomp=", 0) == 0 || opt.rfind("seccomp:", 0) == 0) r.seccomp = pieces::image::seccomp_choice::parse(opt.substr(8));
     else
-        throw pieces::error("--security-opt " + pieces::quote(opt) + ": pieces knows no-new-privileges[:true|false] and seccomp=unconfined");
+        throw pieces::error("--security-opt " + pieces::quote(opt) +
+                            ": pieces knows no-new-privileges[:true|false] and seccomp=unconfined|PROFILE.json");
 }
 
 // Every Docker-style flag of run_texts into the request; throws naming the flag and the value.
@@ -132,8 +133,8 @@ command add_run(CLI::App& app, context& ctx) {
     sub->add_option("--pids-limit", t->pids_limit, "maximum number of processes (-1: unlimited)");
     sub->add_option("--cap-add", t->cap_add, "add a capability (NET_ADMIN, CAP_NET_ADMIN or ALL)");
     sub->add_option("--cap-drop", t->cap_drop, "drop a capability (or ALL)");
-    sub->add_option("--security-opt", t->security_opts, "no-new-privileges");
-    sub->add_flag("--privileged", r->privileged, "every capability, the host's devices, /sys writable, nothing masked");
+    sub->add_option("--security-opt", t->security_opts, "no-new-privileges, seccomp=unconfined or seccomp=PROFILE.json");
+    sub->add_flag("--privileged", r->privileged, "every capability, the host's devices, /sys writable, nothing masked, no seccomp filter");
     sub->add_option("--stop-signal", t->stop_signal, "signal pieces stop sends (default: the image's, else SIGTERM)");
     sub->add_option("--stop-timeout", t->stop_timeout, "seconds pieces stop waits before SIGKILL (default 10; -1: no limit)");
     sub->add_option("image", r->image, "image name[:tag] or id")->required();

@@ -375,6 +375,7 @@ json bundle_config(const image& img, const run_request& r, const std::string& ro
     }
     cfg["linux"]["cgroupsPath"] = "/pieces/" + id;
     if (r.privileged) make_privileged(cfg);
+    if (auto seccomp = container_seccomp(r.seccomp, caps, r.privileged)) cfg["linux"]["seccomp"] = *seccomp;
     r.resources.apply(cfg["linux"]["resources"]);
     cfg["annotations"] = {{"org.pieces.image", r.image}};
     return cfg;

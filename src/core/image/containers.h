@@ -11,6 +11,7 @@
 
 #include "core/image/image.h"
 #include "core/image/run_options.h"
+#include "core/image/seccomp_profile.h"
 
 namespace pieces::image {
 
@@ -35,7 +36,8 @@ struct run_request {
     resource_limits resources;                   ///< --memory, --cpus, --pids-limit ... (linux.resources)
     std::vector<std::string> cap_add, cap_drop;  ///< normalised names ("CAP_NET_ADMIN", "ALL")
     bool no_new_privileges = false;              ///< --security-opt no-new-privileges
-    bool privileged = false;                     ///< --privileged: every capability, host devices, nothing masked
+    bool privileged = false;                     ///< --privileged: every capability, host devices, nothing masked, no seccomp
+    seccomp_choice seccomp;                      ///< --security-opt seccomp=unconfined|PROFILE (else our default profile)
     std::vector<tmpfs_mount> tmpfs;              ///< --tmpfs PATH[:OPTIONS]
     std::optional<int> stop_signal;              ///< --stop-signal (else the image's StopSignal, else SIGTERM)
     std::optional<int> stop_timeout;             ///< --stop-timeout seconds for pieces stop (else 10)
