@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,9 +111,17 @@ static int swap(const char* a, const char* b, int seconds) {
     return 0;
 }
 
+/* A raw clone into a new user namespace (the flags a seccomp filter can see), child exits at once. */
+static int clone_newuser(void) {
+    long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+    return report(pid);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: probe add_key|keyctl|unshare-user|exe-grab|swap A B SECONDS\n");
+        fprintf(stderr, "usage: probe add_key|keyctl|unshare-user|clone-newuser|clone3|mount DIR|exe-grab|swap A B SECONDS\n");
         return 2;
     }
     const char* what = argv[1];
@@ -120,6 +131,12 @@ int main(int argc, char** argv) {
         return report(syscall(SYS_keyctl, 0, -3, 0));
     if (!strcmp(what, "unshare-user"))
         return report(unshare(CLONE_NEWUSER));
+    if (!strcmp(what, "clone-newuser"))
+        return clone_newuser();
+    if (!strcmp(what, "clone3"))   /* no arguments: EINVAL from the kernel, ENOSYS from a filter */
+        return report(syscall(435 /* SYS_clone3 */, NULL, 0));
+    if (!strcmp(what, "mount") && argc == 3)  /* a tmpfs on argv[2] */
+        return report(mount("tmpfs", argv[2], "tmpfs", 0, NULL));
     if (!strcmp(what, "exe-grab"))
         return exe_grab();
     if (!strcmp(what, "swap") && argc == 5)
