@@ -8,6 +8,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/units.h"
 #include "core/container/events.h"
 #include "core/container/lifecycle.h"
 #include "puncker/commands.h"
@@ -15,24 +16,12 @@
 namespace puncker {
 namespace {
 
-// "64m", "1G", "1048576": bytes, with the k/m/g/t suffixes (powers of 1024) runc takes.
+// "64m", "1G", "1048576": bytes, with the k/m/g/t/p suffixes (powers of 1024) runc takes, or
+// -1 (no limit).
 int64_t parse_bytes(const std::string& text, const std::string& flag) {
-    size_t end = 0;
-    long double value = 0;
-    try {
-        value = std::stold(text, &end);
-    } catch (const std::exception&) {
-        throw pieces::error("--" + flag + ": not a size: " + pieces::quote(text));
-    }
-    std::string unit = text.substr(end);
-    for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!unit.empty() && unit.back() == 'b') unit.pop_back();
-    const std::string units = "kmgtp";
-    if (unit.size() > 1 || (unit.size() == 1 && units.find(unit[0]) == std::string::npos))
-        throw pieces::error("--" + flag + ": unknown unit in " + pieces::quote(text));
-    if (unit.size() == 1)
-        for (size_t i = 0; i <= units.find(unit[0]); ++i) value *= 1024;
-    return static_cast<int64_t>(value);
+    if (text == "-1") return -1;
+    if (auto bytes = pieces::parse_byte_size(text)) return *bytes;
+    throw pieces::error("--" + flag + ": not a size: " + pieces::quote(text));
 }
 
 }  // namespace

@@ -633,19 +633,6 @@ TEST(Piecefile, HealthcheckErrors) {
     EXPECT_EQ(err("HEALTHCHECK CMD [\"a\", ]").substr(0, 40), "Piecefile:2: HEALTHCHECK: invalid JSON a");
 }
 
-TEST(Piecefile, DurationsAreGoDurations) {
-    EXPECT_EQ(parse_duration("0"), 0);
-    EXPECT_EQ(parse_duration("1ns"), 1);
-    EXPECT_EQ(parse_duration("1.5us"), 1'500);
-    EXPECT_EQ(parse_duration("2\u00b5s"), 2'000);
-    EXPECT_EQ(parse_duration("1h2m3s4ms"), 3'723'004'000'000);
-    EXPECT_EQ(parse_duration(".5s"), 500'000'000);
-    EXPECT_EQ(parse_duration("-1m"), -60'000'000'000);
-    EXPECT_EQ(parse_duration("2562047h"), 2562047LL * 3'600'000'000'000LL);
-    for (const char* bad : {"", "s", "5", "5x", "1..5s", ".s", "3000000h", "1s2"})
-        EXPECT_THROW(parse_duration(bad), error) << bad;
-}
-
 TEST(Piecefile, OnbuildKeepsTheTriggerAsWritten) {
     instruction ins = only("onbuild  RUN echo \"$X\" > /triggered");
     EXPECT_EQ(ins.keyword, "ONBUILD");

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "core/base/units.h"
 #include "core/base/signals.h"
 
 namespace pieces::build {
@@ -824,53 +825,6 @@ healthcheck parse_healthcheck(const instruction& ins) {
         else h.start_interval = d;
     }
     return h;
-}
-
-int64_t parse_duration(std::string_view text) {
-    auto bad = [&](const std::string& why) { return error("invalid duration " + in_quotes(text) + ": " + why); };
-    std::string_view s = text;
-    bool negative = s.starts_with('-');
-    if (s.starts_with('-') || s.starts_with('+')) s.remove_prefix(1);
-    if (s == "0") return 0;
-    if (s.empty()) throw bad("expected a number and a unit, e.g. 30s");
-    static const std::pair<std::string_view, uint64_t> units[] = {
-        {"ns", 1},        {"us", 1'000},          {"\u00b5s", 1'000},           {"\u03bcs", 1'000},
-        {"ms", 1'000'000}, {"s", 1'000'000'000}, {"m", 60'000'000'000ULL}, {"h", 3'600'000'000'000ULL}};
-    constexpr uint64_t limit = uint64_t{1} << 63;  // |INT64_MIN|
-    uint64_t total = 0;
-    while (!s.empty()) {
-        uint64_t whole = 0;
-        size_t i = 0;
-        for (; i < s.size() && is_digit(s[i]); ++i) {
-            if (whole > (limit - 9) / 10) throw bad("out of range");
-            whole = whole * 10 + static_cast<uint64_t>(s[i] - '0');
-        }
-        bool has_whole = i > 0;
-        double fraction = 0, scale = 1;
-        bool has_fraction = false;
-        if (i < s.size() && s[i] == '.') {
-            for (++i; i < s.size() && is_digit(s[i]); ++i) {
-                has_fraction = true;
-                fraction = fraction * 10 + (s[i] - '0');
-                scale *= 10;
-            }
-        }
-        if (!has_whole && !has_fraction) throw bad("expected a number");
-        s.remove_prefix(i);
-        size_t unit_end = 0;
-        while (unit_end < s.size() && s[unit_end] != '.' && !is_digit(s[unit_end])) ++unit_end;
-        std::string_view unit = s.substr(0, unit_end);
-        s.remove_prefix(unit_end);
-        if (unit.empty()) throw bad("missing unit (ns, us, ms, s, m or h)");
-        auto u = std::find_if(std::begin(units), std::end(units), [&](const auto& x) { return x.first == unit; });
-        if (u == std::end(units)) throw bad("unknown unit " + in_quotes(unit) + " (expected ns, us, ms, s, m or h)");
-        if (whole > limit / u->second) throw bad("out of range");
-        uint64_t part = whole * u->second + static_cast<uint64_t>(fraction * (static_cast<double>(u->second) / scale));
-        if (part > limit || total > limit - part) throw bad("out of range");
-        total += part;
-    }
-    if (!negative && total == limit) throw bad("out of range");
-    return negative ? static_cast<int64_t>(0 - total) : static_cast<int64_t>(total);
 }
 
 std::vector<std::pair<std::string, std::string>> parse_key_values(const instruction& ins) {

@@ -60,10 +60,6 @@ struct healthcheck {
 /// or NONE alone. Throws `error` without a location ("HEALTHCHECK --interval=10: ...").
 healthcheck parse_healthcheck(const instruction& ins);
 
-/// A duration in Go's syntax, as Docker reads HEALTHCHECK flags ("30s", "1m30s", "1.5h", "250ms",
-/// "0"): nanoseconds. Throws `error` on a malformed duration or one past the range of int64.
-int64_t parse_duration(std::string_view text);
-
 /// Splits ENV, LABEL and ARG arguments into key/value pairs, honouring quotes and escapes as
 /// Docker does. Key and value are returned AS WRITTEN, quotes still in place (`"a b"`): pass
 /// each through expand(), which removes the quotes and substitutes variables (or use the

@@ -7,15 +7,11 @@
 #include "core/base/error.h"
 #include "core/base/fs.h"
 #include "core/base/signals.h"
+#include "core/base/units.h"
 #include "core/spec/config.h"
 
 namespace pieces::image {
 namespace {
-
-std::string lower(std::string s) {
-    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 std::string upper(std::string s) {
     for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -52,21 +48,8 @@ std::string size_text(int64_t bytes) {
 }  // namespace
 
 int64_t parse_size(const std::string& text, const std::string& flag) {
-    // The number, then an optional unit letter, an optional "i" and an optional "b".
-    size_t end = 0;
-    while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
-    std::string unit = lower(text.substr(end));
-    if (!unit.empty() && unit.back() == 'b') unit.pop_back();
-    if (!unit.empty() && unit.back() == 'i' && unit.size() == 2) unit.pop_back();
-    const std::string units = "kmgtp";
-    auto number = decimal(text.substr(0, end), 9);
-    if (!number || unit.size() > 1 || (unit.size() == 1 && units.find(unit[0]) == std::string::npos))
-        throw error(bad(flag, text, "not a size (a number of bytes, or with a unit: 512k, 64m, 1.5g)"));
-    long double value = static_cast<long double>(number->first) + static_cast<long double>(number->second) / 1e9L;
-    if (unit.size() == 1)
-        for (size_t i = 0; i <= units.find(unit[0]); ++i) value *= 1024;
-    if (value >= 9.2e18L) throw error(bad(flag, text, "too large"));
-    return static_cast<int64_t>(value);
+    if (auto bytes = parse_byte_size(text)) return *bytes;
+    throw error(bad(flag, text, "not a size (a number of bytes, or with a unit: 512k, 64m, 1.5g)"));
 }
 
 int64_t parse_cpus(const std::string& text, int host_cpus) {
