@@ -49,24 +49,14 @@ command add_events(CLI::App& app, context& ctx) {
     sub->add_option("--interval", *interval, "time between two statistics events (e.g. 500ms, 5s)");
     sub->add_option("id", *id, "container id")->required();
     return {sub, [=, &ctx] {
-                double seconds = 0;
-                size_t end = 0;
-                try {
-                    seconds = std::stod(*interval, &end);
-                } catch (const std::exception&) {
-                    throw pieces::error("--interval: not a duration: " + pieces::quote(*interval));
-                }
-                std::string unit = interval->substr(end);
-                if (unit == "ms") seconds /= 1000;
-                else if (unit == "m") seconds *= 60;
-                else if (unit == "h") seconds *= 3600;
-                else if (!unit.empty() && unit != "s") throw pieces::error("--interval: unknown unit in " + pieces::quote(*interval));
-                if (seconds <= 0) throw pieces::error("--interval: must be more than zero");
+                // Go's duration notation, as runc reads it ("500ms", "5s", "1m30s").
+                int64_t nanoseconds = pieces::with_context("--interval", [&] { return pieces::parse_duration(*interval); });
+                if (nanoseconds <= 0) throw pieces::error("--interval: must be more than zero");
                 if (*once) {
                     print_json(pieces::container::stats_event(ctx.root, *id), -1);
                     return;
                 }
-                auto every = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+                auto every = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(nanoseconds));
                 pieces::container::stream_events(ctx.root, *id, std::max(every, std::chrono::milliseconds(1)),
                                                  [](const nlohmann::json& event) {
                                                      print_json(event, -1);
