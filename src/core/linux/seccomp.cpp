@@ -67,7 +67,8 @@ uint32_t action_of(const std::string& name, const json& errno_ret, uint32_t defa
     if (it == action_table().end()) fail(where, "unknown seccomp action \"" + name + "\"");
     uint32_t ret = default_errno;
     if (!errno_ret.is_null()) {
-        if (!errno_ret.is_number_unsigned()) fail(where, "errnoRet must be a non-negative integer");
+        bool non_negative = errno_ret.is_number_unsigned() || (errno_ret.is_number_integer() && errno_ret.get<int64_t>() >= 0);
+        if (!non_negative) fail(where, "errnoRet must be a non-negative integer");
         ret = errno_ret.get<uint32_t>();
     }
     if (it->second == SCMP_ACT_ERRNO(0)) return SCMP_ACT_ERRNO(ret);
