@@ -128,6 +128,66 @@ def test_unknown_action_is_an_error(rt, bundle):
     rt.assert_clean(cid, b)
 
 
+@pytest.mark.puncker_only  # the cache of compiled filters is ours
+def test_compiled_filters_are_kept_under_the_root_and_reused(run_sh, rt):
+    cache = rt.root / "@cache" / "seccomp"
+    profile = allow_all_but({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"})
+    first = run_filtered(run_sh, "mkdir /tmp/a; echo rc=$?", profile)
+    assert "rc=1" in first.stdout, first
+    (entry,) = cache.iterdir()
+    assert (entry.stat().st_mode & 0o777, cache.stat().st_mode & 0o777) == (0o600, 0o700)
+    used = entry.stat().st_mtime_ns
+    # The same profile again: the filter comes from the entry, and still confines.
+    again = run_filtered(run_sh, "mkdir /tmp/a; echo rc=$?", profile)
+    assert "rc=1" in again.stdout, again
+    assert list(cache.iterdir()) == [entry]
+    assert entry.stat().st_mtime_ns > used  # marked as used, for least-recently-used eviction
+    # Another profile is another entry; a different rule is not served the first one's filter.
+    other = run_filtered(run_sh, "mkdir /tmp/a; echo rc=$?; touch /tmp/f; echo rc=$?",
+                         allow_all_but({"names": ["utimensat", "open", "openat"], "action": "SCMP_ACT_ERRNO"}))
+    assert "rc=0" in other.stdout and "rc=1" in other.stdout, other
+    assert len(list(cache.iterdir())) == 2
+    # The cache is no container.
+    assert "@cache" not in rt.run("list").stdout
+
+
+@pytest.mark.puncker_only
+def test_a_cache_entry_others_can_write_is_not_trusted(run_sh, rt):
+    profile = allow_all_but({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"})
+    run_filtered(run_sh, "true", profile)
+    (entry,) = (rt.root / "@cache" / "seccomp").iterdir()
+    # The entry rewritten to allow what the profile refuses and made group-writable, as
+    # someone else could have: it must not be loaded.
+    entry.write_bytes(allowing_everything(entry.read_bytes()))
+    entry.chmod(0o660)
+    res = run_filtered(run_sh, "mkdir /tmp/a; echo rc=$?", profile)
+    assert "rc=1" in res.stdout, res
+    assert entry.stat().st_mode & 0o777 == 0o600  # replaced by a fresh compile
+    # The same rewrite with the entry's own mode is loaded as it is: the check above is what
+    # stood between the container and that filter.
+    entry.write_bytes(allowing_everything(entry.read_bytes()))
+    res = run_filtered(run_sh, "mkdir /tmp/a; echo rc=$?", profile)
+    assert "rc=0" in res.stdout, res
+
+
+def allowing_everything(entry: bytes) -> bytes:
+    """A cache entry (docs/architecture.md) whose filter returns ALLOW wherever it said ERRNO."""
+    magic = b"pieces seccomp cache 1\n"
+    assert entry.startswith(magic)
+    (key_size,) = struct.unpack_from("<Q", entry, len(magic))
+    at = len(magic) + 8 + key_size + 8  # past the key, the flags and the notify word
+    (count,) = struct.unpack_from("<Q", entry, at)
+    at += 8
+    out, changed = bytearray(entry), 0
+    for i in range(count):
+        code, jt, jf, k = struct.unpack_from("<HBBI", entry, at + 8 * i)
+        if code == 0x06 and k & 0xFFFF0000 == 0x00050000:  # BPF_RET|BPF_K, SECCOMP_RET_ERRNO
+            struct.pack_into("<HBBI", out, at + 8 * i, code, jt, jf, 0x7FFF0000)  # SECCOMP_RET_ALLOW
+            changed += 1
+    assert changed, "no ERRNO return in the filter"
+    return bytes(out)
+
+
 # -- SCMP_ACT_NOTIFY ----------------------------------------------------------
 
 NOTIF_SIZE = 80            # struct seccomp_notif

@@ -16,6 +16,7 @@
 #include "core/linux/lsm.h"
 #include "core/linux/sealed_exe.h"
 #include "core/linux/seccomp.h"
+#include "core/linux/seccomp_cache.h"
 #include "core/base/socket.h"
 #include "core/cgroup/cgroup.h"
 #include "core/cgroup/systemd.h"
@@ -120,7 +121,7 @@ created_container create_container(const create_options& opts) {
             req.preserve_fds = opts.preserve_fds;
             linux_::seccomp_program seccomp;
             if (!cfg.linux.seccomp.is_null()) {
-                seccomp = linux_::compile_seccomp(cfg.linux.seccomp);
+                seccomp = linux_::compile_seccomp_cached(cfg.linux.seccomp, linux_::seccomp_cache_dir(opts.root));
                 req.seccomp = &seccomp;
             }
             proc::spawn_hooks hooks;

@@ -24,6 +24,7 @@
 #include "core/linux/namespaces.h"
 #include "core/linux/sealed_exe.h"
 #include "core/linux/seccomp.h"
+#include "core/linux/seccomp_cache.h"
 #include "core/linux/terminal.h"
 #include "core/proc/channel.h"
 #include "core/proc/init.h"
@@ -166,7 +167,7 @@ int exec(const exec_options& o) {
         linux_::seccomp_program seccomp;
         const linux_::seccomp_program* filter = nullptr;
         if (!s.exec_defaults.value("seccomp", nlohmann::json()).is_null()) {
-            seccomp = linux_::compile_seccomp(s.exec_defaults["seccomp"]);
+            seccomp = linux_::compile_seccomp_cached(s.exec_defaults["seccomp"], linux_::seccomp_cache_dir(o.root));
             filter = &seccomp;
         }
         std::vector<linux_::ns_handle> joins = container_namespaces(s.pid);
