@@ -8,7 +8,7 @@ pkgs=(
   # libraries
   nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-dev
   # pieces: layers (tar, gzip/xz/zstd), digests, FROM_URL and registries over http(s)
-  libarchive-dev libssl-dev libcurl4-openssl-dev
+  libarchive-dev nettle-dev libcurl4-openssl-dev
   # puncker --systemd-cgroup: sd-bus's header (the library is loaded on first use), and the
   # systemd and D-Bus daemons the tests boot inside a container, since this host's pid 1 is not systemd
   libsystemd-dev systemd dbus

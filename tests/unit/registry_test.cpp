@@ -13,7 +13,9 @@
 #include "core/image/login.h"
 #include "core/image/pull.h"
 #include "core/image/push.h"
+#include "core/image/digest.h"
 #include "core/image/registry.h"
+#include "core/image/registry_files.h"
 
 namespace img = pieces::image;
 using nlohmann::json;
@@ -121,6 +123,32 @@ TEST_F(ConfigFiles, LoopbackIsInsecureByDefaultAndMirrorsAreRead) {
     EXPECT_FALSE(img::settings_for("localhost:5000").insecure);
     write("registries.json", "{broken");
     EXPECT_THROW(img::settings_for("docker.io"), pieces::error);
+}
+
+TEST(Base64, Rfc4648Vectors) {
+    const std::pair<const char*, const char*> vectors[] = {{"", ""},          {"f", "Zg=="},         {"fo", "Zm8="},
+                                                           {"foo", "Zm9v"},   {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+                                                           {"foobar", "Zm9vYmFy"}};
+    for (const auto& [plain, coded] : vectors) EXPECT_EQ(img::base64(plain), coded) << plain;
+}
+
+TEST(Sha256, KnownDigests) {
+    EXPECT_EQ(img::sha256_of(std::string_view()).str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(img::sha256_of(std::string_view("abc")).str(), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    img::sha256 h;  // fed in pieces, as layers are streamed
+    std::string million(1000000, 'a');
+    for (size_t i = 0; i < million.size(); i += 4096) h.update(million.data() + i, std::min<size_t>(4096, million.size() - i));
+    EXPECT_EQ(h.finish().str(), "sha256:cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST_F(ConfigFiles, AuthValuesDecodeWithAndWithoutPadding) {
+    write("auth.json", R"({"auths": {"a.example": {"auth": "dTpw"}, "b.example": {"auth": "dTpwdw=="},
+        "c.example": {"auth": "dTpwd3g="}, "d.example": {"auth": "dTp w"}, "e.example": {"auth": "dTpwdw="}}})");
+    EXPECT_EQ(img::credentials_for("a.example"), "u:p");
+    EXPECT_EQ(img::credentials_for("b.example"), "u:pw");
+    EXPECT_EQ(img::credentials_for("c.example"), "u:pwx");
+    EXPECT_THROW(img::credentials_for("d.example"), pieces::error);
+    EXPECT_THROW(img::credentials_for("e.example"), pieces::error);
 }
 
 TEST_F(ConfigFiles, CredentialsFromDockerStyleAuths) {

@@ -1,6 +1,6 @@
 #include "core/image/digest.h"
 
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,30 +20,25 @@ digest digest::parse(std::string_view text) {
 }
 
 struct sha256::state {
-    EVP_MD_CTX* ctx = nullptr;
-    ~state() { EVP_MD_CTX_free(ctx); }
+    sha256_ctx ctx;
 };
 
-sha256::sha256() : state_(std::make_unique<state>()) {
-    state_->ctx = EVP_MD_CTX_new();
-    if (!state_->ctx || EVP_DigestInit_ex(state_->ctx, EVP_sha256(), nullptr) != 1) throw error("sha256: cannot initialise");
-}
+sha256::sha256() : state_(std::make_unique<state>()) { sha256_init(&state_->ctx); }
 
 sha256::~sha256() = default;
 
 void sha256::update(const void* data, size_t size) {
-    if (EVP_DigestUpdate(state_->ctx, data, size) != 1) throw error("sha256: update failed");
+    sha256_update(&state_->ctx, size, static_cast<const uint8_t*>(data));
 }
 
 digest sha256::finish() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(state_->ctx, out, &len) != 1) throw error("sha256: final failed");
+    uint8_t out[SHA256_DIGEST_SIZE];
+    sha256_digest(&state_->ctx, sizeof out, out);
     static constexpr char hexdigits[] = "0123456789abcdef";
     std::string text = "sha256:";
-    for (unsigned i = 0; i < len; ++i) {
-        text += hexdigits[out[i] >> 4];
-        text += hexdigits[out[i] & 15];
+    for (uint8_t b : out) {
+        text += hexdigits[b >> 4];
+        text += hexdigits[b & 15];
     }
     return digest(std::move(text));
 }

@@ -1,7 +1,7 @@
 #include "core/image/registry_files.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <nettle/base64.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,12 +50,15 @@ std::optional<std::string> unbase64(std::string_view text) {
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
     if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-    std::string out(text.size() / 4 * 3 + 1, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
-                            static_cast<int>(text.size()));
-    if (n < 0) return std::nullopt;
-    size_t len = static_cast<size_t>(n);
-    for (size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;  // EVP counts padding as bytes
+    for (char c : text)
+        if (std::isspace(static_cast<unsigned char>(c))) return std::nullopt;
+    std::string out(BASE64_DECODE_LENGTH(text.size()), '\0');
+    base64_decode_ctx ctx;
+    base64_decode_init(&ctx);
+    size_t len = out.size();
+    if (!base64_decode_update(&ctx, &len, reinterpret_cast<uint8_t*>(out.data()), text.size(), text.data()) ||
+        !base64_decode_final(&ctx))
+        return std::nullopt;
     out.resize(len);
     return out;
 }
@@ -130,10 +133,8 @@ decltype(auto) with_helper(const helper_choice& helper, const std::string& path,
 }  // namespace
 
 std::string base64(std::string_view in) {
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                            static_cast<int>(in.size()));
-    out.resize(static_cast<size_t>(n));
+    std::string out(BASE64_ENCODE_RAW_LENGTH(in.size()), '\0');
+    base64_encode_raw(out.data(), in.size(), reinterpret_cast<const uint8_t*>(in.data()));
     return out;
 }
 
