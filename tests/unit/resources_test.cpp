@@ -238,3 +238,52 @@ TEST(CgroupGroup, DestroyRemovesTheSubCgroupsAContainerMade) {
     EXPECT_FALSE(std::filesystem::exists(dir));
     g.destroy();  // already gone: nothing to do
 }
+
+TEST(ResourcesBfq, WeightsGoToBfqsFilesWhereTheKernelOffersThem) {
+    const json weight = {{"blockIO", {{"weight", 500}}}};
+    const json device = {{"blockIO", {{"weightDevice", {{{"major", 8}, {"minor", 0}, {"weight", 300}}}}}}};
+    // Plain files stand in for the interface files: each is emptied before the write it checks.
+    auto written = [](const std::string& path) {
+        std::string s = read_file(path);
+        write_file(path, "", O_TRUNC);
+        return s;
+    };
+    // cgroup2: io.bfq.weight takes the blkio range unconverted, io.weight its own 1-10000.
+    {
+        fake_cgroup2 cg("io");
+        write_file(cg.dir + "/io.weight", "", O_CREAT);
+        cg.group.apply(cg.group.settings(weight));
+        EXPECT_EQ(written(cg.dir + "/io.weight"), "default 4950");
+        cg.group.apply(cg.group.settings(device));
+        EXPECT_EQ(written(cg.dir + "/io.weight"), "8:0 2930");
+        write_file(cg.dir + "/io.bfq.weight", "", O_CREAT);
+        cg.group.apply(cg.group.settings(weight));
+        EXPECT_EQ(written(cg.dir + "/io.bfq.weight"), "default 500");
+        cg.group.apply(cg.group.settings(device));
+        EXPECT_EQ(written(cg.dir + "/io.bfq.weight"), "8:0 300");
+        EXPECT_EQ(read_file(cg.dir + "/io.weight"), "");
+    }
+    // v1: blkio.bfq.weight(_device) in place of blkio.weight(_device).
+    char tmpl[] = "/tmp/pieces-blkio-XXXXXX";
+    std::string mount = ::mkdtemp(tmpl);
+    std::string dir = mount + "/c";
+    std::filesystem::create_directory(dir);
+    cgroup::hierarchy h;
+    h.mount_point = mount;
+    h.root = "/";
+    h.controllers = {"blkio"};
+    cgroup::group g({dir}, {h});
+    for (const char* f : {"blkio.bfq.weight", "blkio.bfq.weight_device"}) write_file(dir + "/" + f, "", O_CREAT);
+    g.apply(cgroup::v1_settings(weight));
+    g.apply(cgroup::v1_settings(device));
+    EXPECT_EQ(written(dir + "/blkio.bfq.weight"), "500");
+    EXPECT_EQ(written(dir + "/blkio.bfq.weight_device"), "8:0 300");
+    EXPECT_FALSE(std::filesystem::exists(dir + "/blkio.weight"));
+    std::filesystem::remove(dir + "/blkio.bfq.weight");
+    // Neither file: the generic one is written, and its absence is the kernel's error to report.
+    EXPECT_THROW(g.apply(cgroup::v1_settings(weight)), error);
+    write_file(dir + "/blkio.weight", "", O_CREAT);
+    g.apply(cgroup::v1_settings(weight));
+    EXPECT_EQ(written(dir + "/blkio.weight"), "500");
+    std::filesystem::remove_all(mount);
+}

@@ -293,17 +293,18 @@ void group::apply(const std::vector<setting>& resources) const {
             continue;
         }
         const std::string* dir = &found->second;
-        std::string path = *dir + "/" + s.file;
+        auto [file, value] = s.target(*dir);
+        std::string path = *dir + "/" + file;
         if (s.optional && ::access(path.c_str(), F_OK) != 0) continue;
-        with_context("set " + s.file + " to " + quote(s.value), [&] {
+        with_context("set " + file + " to " + quote(value), [&] {
             try {
-                write_file(path, s.value);
+                write_file(path, value);
             } catch (const error& e) {
                 // Raising the memory limit above the current memsw limit needs memsw raised first.
                 if (e.code() != EINVAL || s.file != "memory.limit_in_bytes") throw;
                 for (const setting& swap : resources)
                     if (swap.file == "memory.memsw.limit_in_bytes") write_file(*dir + "/" + swap.file, swap.value);
-                write_file(path, s.value);
+                write_file(path, value);
             }
         });
     }

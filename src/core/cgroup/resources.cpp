@@ -1,6 +1,7 @@
 #include "core/cgroup/resources.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cstdint>
 
@@ -224,13 +225,19 @@ std::vector<setting> v2_settings(const json& r) {
         nonzero(p, "limit", where, [&](int64_t l) { out.push_back({"pids", "pids.max", limit_text(l)}); });
     });
     with(r, "blockIO", base, [&](const json& b, const std::string& where) {
+        // io.weight takes 1-10000; BFQ's io.bfq.weight the blkio range as it is.
         auto io_weight = [](int64_t w) { return std::to_string(1 + (w - 10) * 9999 / 990); };
-        nonzero(b, "weight", where, [&](int64_t n) { out.push_back({"io", "io.weight", "default " + io_weight(n)}); });
+        auto weight = [&](const std::string& target, int64_t n) {
+            out.push_back({"io", "io.weight", target + " " + io_weight(n)});
+            out.back().preferred_file = "io.bfq.weight";
+            out.back().preferred_value = target + " " + std::to_string(n);
+        };
+        nonzero(b, "weight", where, [&](int64_t n) { weight("default", n); });
         with(b, "weightDevice", where, [&](const json& list, const std::string& w) {
             size_t i = 0;
             for (const json& d : list) {
                 std::string dw = w + "[" + std::to_string(i++) + "]";
-                nonzero(d, "weight", dw, [&](int64_t n) { out.push_back({"io", "io.weight", device_of(d, dw) + " " + io_weight(n)}); });
+                nonzero(d, "weight", dw, [&](int64_t n) { weight(device_of(d, dw), n); });
             }
         });
         const std::pair<const char*, const char*> throttles[] = {
@@ -265,6 +272,12 @@ std::vector<setting> v2_settings(const json& r) {
     return out;
 }
 
+std::pair<std::string, std::string> setting::target(const std::string& dir) const {
+    if (!preferred_file.empty() && ::access((dir + "/" + preferred_file).c_str(), F_OK) == 0)
+        return {preferred_file, preferred_value};
+    return {file, value};
+}
+
 void apply_v2(const std::string& dir, const std::vector<setting>& settings) {
     std::vector<device_rule> devices;
     for (const setting& s : settings) {
@@ -272,7 +285,8 @@ void apply_v2(const std::string& dir, const std::vector<setting>& settings) {
             devices.push_back(parse_device_rule(s.file == "devices.allow", s.value));
             continue;
         }
-        with_context("set " + s.file + " to " + quote(s.value), [&] { write_file(dir + "/" + s.file, s.value); });
+        auto [file, value] = s.target(dir);
+        with_context("set " + file + " to " + quote(value), [&] { write_file(dir + "/" + file, value); });
     }
     // cgroup2 has no device files: the rules become a BPF program on the directory.
     if (!devices.empty())
@@ -328,7 +342,11 @@ std::vector<setting> v1_settings(const json& r) {
         nonzero(p, "limit", where, [&](int64_t l) { out.push_back({"pids", "pids.max", l > 0 ? std::to_string(l) : "max"}); });
     });
     with(r, "blockIO", base, [&](const json& b, const std::string& where) {
-        nonzero(b, "weight", where, [&](int64_t n) { out.push_back({"blkio", "blkio.weight", std::to_string(n)}); });
+        nonzero(b, "weight", where, [&](int64_t n) {
+            out.push_back({"blkio", "blkio.weight", std::to_string(n)});
+            out.back().preferred_file = "blkio.bfq.weight";
+            out.back().preferred_value = out.back().value;
+        });
         nonzero(b, "leafWeight", where, [&](int64_t n) { out.push_back({"blkio", "blkio.leaf_weight", std::to_string(n)}); });
         with(b, "weightDevice", where, [&](const json& list, const std::string& w) {
             size_t i = 0;
@@ -336,6 +354,8 @@ std::vector<setting> v1_settings(const json& r) {
                 std::string dw = w + "[" + std::to_string(i++) + "]";
                 with(d, "weight", dw, [&](const json& v, const std::string& vw) {
                     out.push_back({"blkio", "blkio.weight_device", device_of(d, dw) + " " + std::to_string(integer(v, vw))});
+                    out.back().preferred_file = "blkio.bfq.weight_device";
+                    out.back().preferred_value = out.back().value;
                 });
                 with(d, "leafWeight", dw, [&](const json& v, const std::string& vw) {
                     out.push_back({"blkio", "blkio.leaf_weight_device", device_of(d, dw) + " " + std::to_string(integer(v, vw))});

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,13 @@ struct setting {
     bool check_usage = false;
     /// The host must offer the controller: fail instead of skipping it (rdma).
     bool required = false;
+    /// Written instead of file/value where the kernel offers it: BFQ's weight files
+    /// (blkio.bfq.weight, io.bfq.weight), which take the place of the generic ones when BFQ
+    /// is the I/O scheduler, as runc prefers them.
+    std::string preferred_file{};
+    std::string preferred_value{};
+    /// The file and value to write into `dir`: the preferred pair when `dir` has that file.
+    std::pair<std::string, std::string> target(const std::string& dir) const;
 };
 
 /// What linux.resources means on a v1 hierarchy, in the order it must be written. Errors name
