@@ -1,4 +1,4 @@
-// Container commands: run, exec, ps, stop, rm, logs.
+// Container commands: run, exec, ps, stop, kill, wait, rm, logs.
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -11,8 +11,11 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/signals.h"
 #include "core/container/lifecycle.h"
 #include "core/image/containers.h"
+#include "core/image/ps_query.h"
+#include "core/image/store.h"
 #include "pieces/commands.h"
 
 namespace pieces_cli {
@@ -22,7 +25,7 @@ namespace {
 struct run_texts {
     std::string memory, memory_swap, memory_reservation, cpus, cpu_shares, cpuset_cpus, cpuset_mems, pids_limit;
     std::string stop_signal, stop_timeout;
-    std::vector<std::string> cap_add, cap_drop, security_opts, env_files, tmpfs;
+    std::vector<std::string> cap_add, cap_drop, security_opts, env_files, tmpfs, labels, label_files;
 };
 
 int64_t whole_number(const std::string& text, const std::string& flag, int64_t minimum) {
@@ -45,18 +48,22 @@ int host_cpus() {
     return CPU_COUNT(&set);
 }
 
+// The text of a file a flag names; errors name the flag and the file.
+std::string flag_file(const std::string& flag, const std::string& f) {
+    pieces::unique_fd fd(::open(f.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw pieces::error(flag + " " + pieces::quote(f) + ": " + std::strerror(errno));
+    try {
+        return pieces::read_all(fd);
+    } catch (const std::exception& e) {
+        throw pieces::error(flag + " " + pieces::quote(f) + ": " + e.what());
+    }
+}
+
 // The env files' entries, in the order given; -e comes after them and wins.
 std::vector<std::string> env_file_entries(const std::vector<std::string>& files) {
     std::vector<std::string> out;
     for (const auto& f : files) {
-        pieces::unique_fd fd(::open(f.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd) throw pieces::error("--env-file " + pieces::quote(f) + ": " + std::strerror(errno));
-        std::string text;
-        try {
-            text = pieces::read_all(fd);
-        } catch (const std::exception& e) {
-            throw pieces::error("--env-file " + pieces::quote(f) + ": " + e.what());
-        }
+        std::string text = flag_file("--env-file", f);
         auto entries = pieces::image::parse_env_file(text, [](const std::string& k) { return std::getenv(k.c_str()); }, f);
         out.insert(out.end(), entries.begin(), entries.end());
     }
@@ -93,6 +100,10 @@ void apply_run_texts(const run_texts& t, pieces::image::run_request& r) {
     for (const auto& m : t.tmpfs) r.tmpfs.push_back(pieces::image::tmpfs_mount::parse(m));
     if (!t.stop_signal.empty()) r.stop_signal = pieces::image::parse_stop_signal(t.stop_signal, "--stop-signal");
     if (!t.stop_timeout.empty()) r.stop_timeout = static_cast<int>(whole_number(t.stop_timeout, "--stop-timeout", -1));
+    // Label files first, then --label: a later entry for a key wins.
+    for (const auto& f : t.label_files)
+        for (auto& label : pieces::image::parse_label_file(flag_file("--label-file", f), f)) r.labels.push_back(label);
+    for (const auto& l : t.labels) r.labels.push_back(pieces::image::parse_label(l, "--label"));
     std::vector<std::string> env = env_file_entries(t.env_files);
     env.insert(env.end(), r.env.begin(), r.env.end());
     r.env = env;
@@ -136,6 +147,8 @@ command add_run(CLI::App& app, context& ctx) {
     sub->add_option("--security-opt", t->security_opts, "no-new-privileges, seccomp=unconfined or seccomp=PROFILE.json");
     sub->add_flag("--privileged", r->privileged, "every capability, the host's devices, /sys writable, nothing masked, no seccomp filter");
     sub->add_option("--stop-signal", t->stop_signal, "signal pieces stop sends (default: the image's, else SIGTERM)");
+    sub->add_option("-l,--label", t->labels, "a label KEY=VALUE (over the image's Labels)");
+    sub->add_option("--label-file", t->label_files, "KEY=VALUE lines of labels (# comments)");
     sub->add_option("--stop-timeout", t->stop_timeout, "seconds pieces stop waits before SIGKILL (default 10; -1: no limit)");
     sub->add_option("image", r->image, "image name[:tag] or id")->required();
     sub->prefix_command();
@@ -189,17 +202,38 @@ command add_ps(CLI::App& app, context& ctx) {
     auto* sub = app.add_subcommand("ps", "list containers");
     auto all = std::make_shared<bool>(false);
     auto quiet = std::make_shared<bool>(false);
+    auto no_trunc = std::make_shared<bool>(false);
+    auto filters = std::make_shared<std::vector<std::string>>();
+    auto format = std::make_shared<std::string>();
     sub->add_flag("-a,--all", *all, "also stopped containers");
     sub->add_flag("-q,--quiet", *quiet, "ids only");
-    return {sub, [all, quiet, &ctx] {
+    sub->add_flag("--no-trunc", *no_trunc, "full ids and commands");
+    sub->add_option("-f,--filter", *filters, "only containers matching KEY=VALUE (id, name, label, status, ancestor)");
+    sub->add_option("--format", *format, "a template: {{.ID}} {{.Names}} {{.Image}} {{.Command}} {{.Status}} {{.Labels}} {{.Label \"k\"}}");
+    return {sub, [all, quiet, no_trunc, filters, format, &ctx] {
+                auto filter = pieces::image::ps_filter::parse(*filters);
+                std::optional<pieces::image::ps_format> fmt;
+                if (!format->empty()) fmt = pieces::image::ps_format::parse(*format);
+                // Ancestors by image id: each value the store resolves, as a manifest digest.
+                std::vector<std::string> ancestor_ids;
+                if (!filter.ancestors().empty()) {
+                    pieces::image::store s = pieces::image::store::open(ctx.root, false);
+                    for (const auto& a : filter.ancestors())
+                        if (auto d = s.resolve(a)) ancestor_ids.push_back(d->str());
+                }
                 auto list = pieces::image::list_containers(ctx.root);
-                if (!*quiet) std::printf("%-12s  %-20s  %-24s  %-14s  %-20s  %s\n", "CONTAINER ID", "NAME", "IMAGE", "STATUS", "CREATED", "COMMAND");
+                if (!*quiet && !fmt)
+                    std::printf("%-12s  %-20s  %-24s  %-14s  %-20s  %s\n", "CONTAINER ID", "NAME", "IMAGE", "STATUS", "CREATED", "COMMAND");
+                // A status filter other than running shows stopped containers too, as with -a.
+                bool show_all = *all || filter.values.count("status");
                 for (const auto& c : list) {
-                    bool live = c.status == "running" || c.status == "paused" || c.status == "created";
-                    if (!*all && !live) continue;
-                    if (*quiet) std::printf("%s\n", c.id.substr(0, 12).c_str());
+                    bool live = c.state == "running" || c.state == "paused" || c.state == "created";
+                    if ((!show_all && !live) || !filter.matches(c, ancestor_ids)) continue;
+                    std::string id = *no_trunc ? c.id : c.id.substr(0, 12);
+                    if (*quiet) std::printf("%s\n", id.c_str());
+                    else if (fmt) std::printf("%s\n", fmt->render(c, *no_trunc).c_str());
                     else
-                        std::printf("%-12s  %-20s  %-24s  %-14s  %-20s  %s\n", c.id.substr(0, 12).c_str(), c.name.c_str(), c.image.c_str(),
+                        std::printf("%-12s  %-20s  %-24s  %-14s  %-20s  %s\n", id.c_str(), c.name.c_str(), c.image.c_str(),
                                     c.status.c_str(), c.created.c_str(), c.command.c_str());
                 }
             }};
@@ -215,6 +249,44 @@ command add_stop(CLI::App& app, context& ctx) {
                 for (const auto& n : *names) {
                     pieces::image::stop_container(ctx.root, n, *timeout);
                     std::printf("%s\n", n.c_str());
+                }
+            }};
+}
+
+command add_kill(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("kill", "send a signal (SIGKILL unless given) to running containers");
+    auto names = std::make_shared<std::vector<std::string>>();
+    auto signal = std::make_shared<std::string>("SIGKILL");
+    sub->add_option("-s,--signal", *signal, "signal name or number (KILL, SIGHUP, 9)");
+    sub->add_option("container", *names, "container names or ids")->required();
+    return {sub, [names, signal, &ctx] {
+                int sig = pieces::image::parse_stop_signal(*signal, "--signal");
+                // Every container is tried; each failure is one line, and the exit status says so.
+                for (const auto& n : *names) {
+                    try {
+                        pieces::image::kill_container(ctx.root, n, sig);
+                        std::printf("%s\n", n.c_str());
+                    } catch (const std::exception& e) {
+                        std::fprintf(stderr, "pieces: %s\n", e.what());
+                        ctx.exit_code = 1;
+                    }
+                }
+            }};
+}
+
+command add_wait(CLI::App& app, context& ctx) {
+    auto* sub = app.add_subcommand("wait", "wait for containers to end and print their exit statuses");
+    auto names = std::make_shared<std::vector<std::string>>();
+    sub->add_option("container", *names, "container names or ids")->required();
+    return {sub, [names, &ctx] {
+                for (const auto& n : *names) {
+                    try {
+                        std::printf("%d\n", pieces::image::wait_container(ctx.root, n));
+                        std::fflush(stdout);
+                    } catch (const std::exception& e) {
+                        std::fprintf(stderr, "pieces: %s\n", e.what());
+                        ctx.exit_code = 1;
+                    }
                 }
             }};
 }

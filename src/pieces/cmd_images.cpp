@@ -92,13 +92,31 @@ command add_tag(CLI::App& app, context& ctx) {
 }
 
 command add_inspect(CLI::App& app, context& ctx) {
-    auto* sub = app.add_subcommand("inspect", "an image's manifest and config as JSON");
+    auto* sub = app.add_subcommand("inspect", "a container (as a JSON array) or an image (its manifest and config) as JSON");
     auto name = std::make_shared<std::string>();
-    sub->add_option("image", *name, "image name or id")->required();
-    return {sub, [name, &ctx] {
+    auto type = std::make_shared<std::string>();
+    sub->add_option("--type", *type, "container or image, when a name could be either")->check(CLI::IsMember({"container", "image"}));
+    sub->add_option("name", *name, "container name or id, or image name or id")->required();
+    return {sub, [name, type, &ctx] {
+                // A container first, as the name is more likely to mean one; then an image.
+                if (*type != "image") {
+                    std::optional<nlohmann::json> c;
+                    try {
+                        c = pieces::image::inspect_container(ctx.root, *name);
+                    } catch (const pieces::image::no_such_container&) {
+                        if (*type == "container") throw;
+                    }
+                    if (c) {
+                        std::printf("%s\n", nlohmann::json::array({*c}).dump(4).c_str());
+                        return;
+                    }
+                }
                 pieces::image::store s = pieces::image::store::open(ctx.root, false);
                 std::optional<pieces::image::digest> d = s.resolve(*name);
-                if (!d) throw pieces::error("no image " + pieces::quote(*name) + " in the store");
+                if (!d) {
+                    if (type->empty()) throw pieces::error("no container or image " + pieces::quote(*name) + " (pieces ps -a and pieces images list them)");
+                    throw pieces::error("no image " + pieces::quote(*name) + " in the store");
+                }
                 pieces::image::image img = pieces::image::load(s, *d);
                 nlohmann::json names = nlohmann::json::array();
                 for (const auto& [n, m] : s.names())

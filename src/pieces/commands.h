@@ -25,6 +25,8 @@ command add_run(CLI::App& app, context& ctx);
 command add_exec(CLI::App& app, context& ctx);
 command add_ps(CLI::App& app, context& ctx);
 command add_stop(CLI::App& app, context& ctx);
+command add_kill(CLI::App& app, context& ctx);
+command add_wait(CLI::App& app, context& ctx);
 command add_rm(CLI::App& app, context& ctx);
 command add_logs(CLI::App& app, context& ctx);
 command add_images(CLI::App& app, context& ctx);

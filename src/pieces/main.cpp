@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     const std::vector<pieces_cli::command> commands = {
         pieces_cli::add_build(app, ctx), pieces_cli::add_run(app, ctx),    pieces_cli::add_exec(app, ctx),
         pieces_cli::add_ps(app, ctx),    pieces_cli::add_stop(app, ctx),   pieces_cli::add_rm(app, ctx),
+        pieces_cli::add_kill(app, ctx),  pieces_cli::add_wait(app, ctx),
         pieces_cli::add_logs(app, ctx),  pieces_cli::add_images(app, ctx), pieces_cli::add_rmi(app, ctx),
         pieces_cli::add_tag(app, ctx),   pieces_cli::add_inspect(app, ctx), pieces_cli::add_prune(app, ctx),
         pieces_cli::add_save(app, ctx),  pieces_cli::add_load(app, ctx),

@@ -137,3 +137,18 @@ TEST(RunOptions, MemoryFlagsAsDockerRelatesThem) {
     EXPECT_EQ(res["cpu"]["quota"], 50000);
     EXPECT_EQ(res["pids"]["limit"], 10);
 }
+
+TEST(RunOptions, LabelsWithAndWithoutValues) {
+    EXPECT_EQ(parse_label("tier=front", "--label"), (std::pair<std::string, std::string>{"tier", "front"}));
+    EXPECT_EQ(parse_label("a=b=c", "--label"), (std::pair<std::string, std::string>{"a", "b=c"}));
+    EXPECT_EQ(parse_label("flag", "--label"), (std::pair<std::string, std::string>{"flag", ""}));
+    EXPECT_EQ(message_of([] { parse_label("=x", "--label"); }), "--label \"=x\": no label name before '='");
+}
+
+TEST(RunOptions, LabelFilesSkipCommentsAndBlanks) {
+    auto labels = parse_label_file("# team labels\n\n  tier=front\r\nflag\nurl=http://x/?a=1 \n", "l.txt");
+    std::vector<std::pair<std::string, std::string>> want = {{"tier", "front"}, {"flag", ""}, {"url", "http://x/?a=1 "}};
+    EXPECT_EQ(labels, want);
+    EXPECT_EQ(message_of([] { parse_label_file("a=1\n=oops\n", "l.txt"); }),
+              "--label-file \"l.txt\" line 2 \"=oops\": no label name before '='");
+}

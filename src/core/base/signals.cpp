@@ -51,4 +51,12 @@ int parse_signal(const std::string& text) {
     throw error("unknown signal \"" + text + "\"");
 }
 
+std::string signal_name(int sig) {
+    for (const auto& [n, number] : signal_names)
+        if (number == sig && std::string(n) != "IOT") return std::string("SIG") + n;
+    if (sig == SIGRTMIN) return "SIGRTMIN";
+    if (sig > SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
+    return std::to_string(sig);
+}
+
 }  // namespace pieces

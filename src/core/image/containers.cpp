@@ -1,6 +1,9 @@
 #include "core/image/containers.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -21,6 +24,7 @@
 #include "core/base/error.h"
 #include "core/base/fs.h"
 #include "core/container/lifecycle.h"
+#include "core/image/container_inspect.h"
 #include "core/image/rootfs.h"
 #include "core/linux/caps.h"
 #include "core/spec/default_spec.h"
@@ -219,20 +223,24 @@ std::string runtime_status(const std::string& store_root, const std::string& id,
 }
 
 // After the container's end: the record gets the exit status, the rootfs is unmounted, and
-// with --rm everything goes.
-void finish(const std::string& store_root, const std::string& id, int code, bool remove) {
+// with --rm everything goes once no pieces wait is still reading the status.
+void finish(const std::string& store_root, const std::string& id, int code, bool remove, const std::string& started) {
     std::string dir = containers_dir(store_root) + "/" + id;
-    if (remove) {
-        unmount_image(dir);
-        remove_all(dir);
-        return;
-    }
     try {
         json record = read_record(store_root, id);
         record["exitCode"] = code;
+        record["started"] = started;
         record["finished"] = now_rfc3339();
         write_record(store_root, record);
     } catch (const error&) {
+    }
+    if (remove) {
+        // A pieces wait holds a shared lock on the directory until it has read the exit status.
+        unique_fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (d) ::flock(d.get(), LOCK_EX);
+        unmount_image(dir);
+        remove_all(dir);
+        return;
     }
     unmount_image(dir);
 }
@@ -294,6 +302,15 @@ volume volume::parse(const std::string& text) {
     v.destination = parts[1];
     v.read_only = parts.size() == 3 && parts[2] == "ro";
     return v;
+}
+
+std::map<std::string, std::string> container_labels(const json& runtime, const run_request& r) {
+    std::map<std::string, std::string> out;
+    if (runtime.contains("Labels") && runtime["Labels"].is_object())
+        for (const auto& [k, v] : runtime["Labels"].items())
+            if (v.is_string()) out[k] = v.get<std::string>();
+    for (const auto& [k, v] : r.labels) out[k] = v;
+    return out;
 }
 
 std::string containers_dir(const std::string& store_root) { return store_root + "/containers"; }
@@ -377,7 +394,9 @@ json bundle_config(const image& img, const run_request& r, const std::string& ro
     if (r.privileged) make_privileged(cfg);
     if (auto seccomp = container_seccomp(r.seccomp, caps, r.privileged)) cfg["linux"]["seccomp"] = *seccomp;
     r.resources.apply(cfg["linux"]["resources"]);
-    cfg["annotations"] = {{"org.pieces.image", r.image}};
+    json annotations = container_labels(runtime, r);
+    annotations["org.pieces.image"] = r.image;
+    cfg["annotations"] = annotations;
     return cfg;
 }
 
@@ -402,10 +421,15 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
             json cfg = bundle_config(img, r, rootfs, id, dir + "/volumes");
             seed_image_volumes(rootfs, image_volumes(img.runtime(), r, dir + "/volumes"));
             write_file_atomic(dir + "/config.json", cfg.dump(2), 0600);
+            auto labels = container_labels(img.runtime(), r);
+            int signal = stop_signal(img, r);
             record = {{"id", id}, {"name", name}, {"image", r.image}, {"imageId", manifest->str()},
                       {"command", shell_join(cfg["process"]["args"].get<std::vector<std::string>>())},
                       {"created", now_rfc3339()}, {"detached", r.detach}, {"remove", r.remove},
-                      {"stopSignal", stop_signal(img, r)}};
+                      {"stopSignal", signal}, {"labels", labels},
+                      {"Config", docker_config(img.runtime(), r, cfg, labels, signal)},
+                      {"HostConfig", docker_host_config(r)},
+                      {"Mounts", docker_mounts(r, image_volumes(img.runtime(), r, dir + "/volumes"))}};
             if (r.stop_timeout) record["stopTimeout"] = *r.stop_timeout;
             write_record(store_root, record);
         } catch (...) {
@@ -422,13 +446,14 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
     container::run_options ropts;
     if (!r.detach) {
         int code = 0;
+        std::string started = now_rfc3339();
         try {
             code = container::run(copts, ropts);
         } catch (...) {
-            finish(store_root, id, 127, true);
+            finish(store_root, id, 127, true, started);
             throw;
         }
-        finish(store_root, id, code, r.remove);
+        finish(store_root, id, code, r.remove, started);
         return code;
     }
     // Detached: a monitor process of its own session runs the container with its output going
@@ -441,6 +466,7 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
     if (monitor == 0) {
         report_read.reset();
         int code = 127;
+        std::string started = now_rfc3339();
         try {
             ::setsid();
             unique_fd in = open_path("/dev/null", O_RDONLY);
@@ -453,10 +479,10 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
             std::string what = e.what();
             ssize_t n = ::write(report_write.get(), what.data(), what.size());
             (void)n;
-            finish(store_root, id, 127, true);
+            finish(store_root, id, 127, true, started);
             ::_exit(127);
         }
-        finish(store_root, id, code, r.remove);
+        finish(store_root, id, code, r.remove, started);
         ::_exit(0);
     }
     report_write.reset();
@@ -485,10 +511,13 @@ std::vector<container_info> list_containers(const std::string& store_root) {
         c.image = rec.value("image", "");
         c.command = rec.value("command", "");
         c.created = rec.value("created", "");
+        c.image_id = rec.value("imageId", "");
+        c.labels = rec.value("labels", std::map<std::string, std::string>());
         c.exit_code = rec.value("exitCode", -1);
-        c.status = runtime_status(store_root, c.id, &c.pid);
+        c.status = c.state = runtime_status(store_root, c.id, &c.pid);
         if (c.status == "exited" || c.status == "stopped") {
             c.status = c.exit_code >= 0 ? "exited (" + std::to_string(c.exit_code) + ")" : "exited";
+            c.state = "exited";
             c.pid = 0;
         }
         out.push_back(c);
@@ -506,7 +535,7 @@ container_info find_container(const std::string& store_root, const std::string& 
             found = c;
         }
     }
-    if (!found) throw error("no container " + quote(ref) + " (pieces ps -a lists them)");
+    if (!found) throw no_such_container("no container " + quote(ref) + " (pieces ps -a lists them)");
     return *found;
 }
 
@@ -538,6 +567,58 @@ void stop_container(const std::string& store_root, const std::string& ref, std::
     };
     auto patience = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!recorded() && std::chrono::steady_clock::now() < patience) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+void kill_container(const std::string& store_root, const std::string& ref, int sig) {
+    container_info c = find_container(store_root, ref);
+    if (c.state != "running" && c.state != "paused") throw error("container " + quote(ref) + " is not running");
+    container::kill(state_root(store_root), c.id, sig, false);
+}
+
+int wait_container(const std::string& store_root, const std::string& ref) {
+    container_info c = find_container(store_root, ref);
+    std::string dir = containers_dir(store_root) + "/" + c.id;
+    auto gone = [&] { return error("container " + quote(ref) + " was removed before its exit status could be read"); };
+    // The shared lock keeps a --rm container's directory until we have read its status; the
+    // watch wakes us when the record is rewritten with it.
+    unique_fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d) throw gone();
+    if (::flock(d.get(), LOCK_SH) < 0) throw_errno("flock", quote(dir));
+    unique_fd watch(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    if (!watch) throw_errno("inotify_init1");
+    if (::inotify_add_watch(watch.get(), dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_ONLYDIR) < 0)
+        throw_errno("inotify_add_watch", quote(dir));
+    // Seconds the runtime has known the container as ended with no status recorded: its
+    // monitor died, and nobody will write one.
+    int ended_without_status = 0;
+    for (;;) {
+        json record;
+        try {
+            record = read_record(store_root, c.id);
+        } catch (const std::exception&) {
+            throw gone();
+        }
+        if (record.contains("exitCode")) return record["exitCode"].get<int>();
+        std::string st = runtime_status(store_root, c.id, nullptr);
+        bool live = st == "running" || st == "paused" || st == "created";
+        ended_without_status = live ? 0 : ended_without_status + 1;
+        if (ended_without_status > 5) throw error("container " + quote(ref) + " ended but no exit status was recorded for it");
+        struct pollfd pfd = {watch.get(), POLLIN, 0};
+        if (::poll(&pfd, 1, 1000) < 0 && errno != EINTR) throw_errno("poll");
+        char events[4096];
+        while (::read(watch.get(), events, sizeof events) > 0) {
+        }
+    }
+}
+
+json inspect_container(const std::string& store_root, const std::string& ref) {
+    container_info c = find_container(store_root, ref);
+    std::string started;
+    try {
+        if (c.state != "exited") started = container::state(state_root(store_root), c.id).value("created", "");
+    } catch (const error&) {
+    }
+    return inspect_document(read_record(store_root, c.id), c, started);
 }
 
 void remove_container(const std::string& store_root, const std::string& ref, bool force) {

@@ -3,12 +3,14 @@
 // through the core lifecycle in-process.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/base/error.h"
 #include "core/image/image.h"
 #include "core/image/run_options.h"
 #include "core/image/seccomp_profile.h"
@@ -41,7 +43,11 @@ struct run_request {
     std::vector<tmpfs_mount> tmpfs;              ///< --tmpfs PATH[:OPTIONS]
     std::optional<int> stop_signal;              ///< --stop-signal (else the image's StopSignal, else SIGTERM)
     std::optional<int> stop_timeout;             ///< --stop-timeout seconds for pieces stop (else 10)
+    std::vector<std::pair<std::string, std::string>> labels;  ///< --label-file then --label entries (a later one wins)
 };
+
+/// The container's labels: the image's Labels with `r.labels` over them.
+std::map<std::string, std::string> container_labels(const nlohmann::json& runtime, const run_request& r);
 
 /// The config.json for running `img` with `r` on the rootfs at `rootfs` (users named in
 /// r.user or the image are looked up in the rootfs's /etc/passwd and /etc/group). With a
@@ -68,7 +74,11 @@ std::string state_root(const std::string& store_root);
 
 /// What `pieces ps` shows of one container.
 struct container_info {
-    std::string id, name, image, command, status, created;
+    std::string id, name, image, command, created;
+    std::string status;    ///< as ps shows it: "running", "exited (0)"
+    std::string state;     ///< created, running, paused or exited
+    std::string image_id;  ///< the image's manifest digest
+    std::map<std::string, std::string> labels;
     int exit_code = -1;
     pid_t pid = 0;
 };
@@ -80,12 +90,25 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
 
 /// Every container, newest first.
 std::vector<container_info> list_containers(const std::string& store_root);
+/// What find_container throws when no container has that name, id or id prefix.
+struct no_such_container : error {
+    using error::error;
+};
+
 /// A container by id, id prefix or name.
 container_info find_container(const std::string& store_root, const std::string& ref);
 /// Sends the container's stop signal (--stop-signal, else the image's StopSignal, else
 /// SIGTERM), waits up to `timeout` seconds (else its --stop-timeout, else 10; negative: no
 /// limit), then SIGKILL.
 void stop_container(const std::string& store_root, const std::string& ref, std::optional<int> timeout);
+/// Sends `sig` to a running (or paused) container's init; throws naming it when it is not running.
+void kill_container(const std::string& store_root, const std::string& ref, int sig);
+/// Blocks until the container has ended and its exit status is recorded, and returns that
+/// status (at once for one that ended before).
+int wait_container(const std::string& store_root, const std::string& ref);
+/// Docker's inspect document for one container: Id, Name, Created, Image, State, Config,
+/// HostConfig, Mounts.
+nlohmann::json inspect_container(const std::string& store_root, const std::string& ref);
 /// Removes a stopped container (running ones with `force`: killed first).
 void remove_container(const std::string& store_root, const std::string& ref, bool force);
 /// The log file of a detached container.

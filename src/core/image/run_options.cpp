@@ -104,6 +104,27 @@ std::vector<std::string> parse_env_file(const std::string& text, const std::func
     return out;
 }
 
+std::pair<std::string, std::string> parse_label(const std::string& text, const std::string& flag) {
+    size_t eq = text.find('=');
+    std::string key = text.substr(0, eq);
+    if (key.empty()) throw error(bad(flag, text, "no label name before '='"));
+    if (key.find_first_of(" \t\n") != std::string::npos) throw error(bad(flag, text, "the label name contains blanks"));
+    return {key, eq == std::string::npos ? "" : text.substr(eq + 1)};
+}
+
+std::vector<std::pair<std::string, std::string>> parse_label_file(const std::string& text, const std::string& file) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::istringstream lines(text);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        line.erase(0, line.find_first_not_of(" \t\v\f"));
+        if (line.empty() || line[0] == '#') continue;
+        out.push_back(parse_label(line, "--label-file " + quote(file) + " line " + std::to_string(number)));
+    }
+    return out;
+}
+
 std::string capability_flag(const std::string& text, const std::string& flag) {
     std::string name = upper(text);
     if (name == "ALL") return name;

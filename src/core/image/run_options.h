@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,15 @@ int parse_stop_signal(const std::string& text, const std::string& flag);
 /// with # are skipped, leading blanks ignored. `file` names the file in errors.
 std::vector<std::string> parse_env_file(const std::string& text, const std::function<const char*(const std::string&)>& lookup,
                                         const std::string& file);
+
+/// A label as --label gives it: "KEY=VALUE", or "KEY" alone for an empty value. Throws naming
+/// `flag` when there is no key.
+std::pair<std::string, std::string> parse_label(const std::string& text, const std::string& flag);
+
+/// The labels of a --label-file, in order: a line is KEY=VALUE (the value verbatim) or KEY alone
+/// (empty value); blank lines and lines starting with # are skipped, leading blanks ignored.
+/// `file` names the file in errors.
+std::vector<std::pair<std::string, std::string>> parse_label_file(const std::string& text, const std::string& file);
 
 /// "net_admin", "NET_ADMIN" or "CAP_NET_ADMIN" -> "CAP_NET_ADMIN"; "all" -> "ALL". Throws
 /// naming `flag` for a capability this code does not know.
