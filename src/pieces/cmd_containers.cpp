@@ -109,6 +109,19 @@ void apply_run_texts(const run_texts& t, pieces::image::run_request& r) {
     r.env = env;
 }
 
+// `fn` for every container named: a failure is one line and exit status 1, and the others are
+// still done.
+void each_container(const std::vector<std::string>& names, context& ctx, const std::function<void(const std::string&)>& fn) {
+    for (const auto& n : names) {
+        try {
+            fn(n);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "pieces: %s\n", e.what());
+            ctx.exit_code = 1;
+        }
+    }
+}
+
 }  // namespace
 
 command add_run(CLI::App& app, context& ctx) {
@@ -261,16 +274,10 @@ command add_kill(CLI::App& app, context& ctx) {
     sub->add_option("container", *names, "container names or ids")->required();
     return {sub, [names, signal, &ctx] {
                 int sig = pieces::image::parse_stop_signal(*signal, "--signal");
-                // Every container is tried; each failure is one line, and the exit status says so.
-                for (const auto& n : *names) {
-                    try {
-                        pieces::image::kill_container(ctx.root, n, sig);
-                        std::printf("%s\n", n.c_str());
-                    } catch (const std::exception& e) {
-                        std::fprintf(stderr, "pieces: %s\n", e.what());
-                        ctx.exit_code = 1;
-                    }
-                }
+                each_container(*names, ctx, [&](const std::string& n) {
+                    pieces::image::kill_container(ctx.root, n, sig);
+                    std::printf("%s\n", n.c_str());
+                });
             }};
 }
 
@@ -279,15 +286,10 @@ command add_wait(CLI::App& app, context& ctx) {
     auto names = std::make_shared<std::vector<std::string>>();
     sub->add_option("container", *names, "container names or ids")->required();
     return {sub, [names, &ctx] {
-                for (const auto& n : *names) {
-                    try {
-                        std::printf("%d\n", pieces::image::wait_container(ctx.root, n));
-                        std::fflush(stdout);
-                    } catch (const std::exception& e) {
-                        std::fprintf(stderr, "pieces: %s\n", e.what());
-                        ctx.exit_code = 1;
-                    }
-                }
+                each_container(*names, ctx, [&](const std::string& n) {
+                    std::printf("%d\n", pieces::image::wait_container(ctx.root, n));
+                    std::fflush(stdout);
+                });
             }};
 }
 

@@ -30,6 +30,18 @@ std::optional<std::pair<int64_t, int64_t>> decimal(const std::string& text, int 
     return std::pair<int64_t, int64_t>{std::stoll(whole), scale == 0 ? 0 : std::stoll(frac)};
 }
 
+// Each entry of an env or label file with its line number: leading blanks and a trailing CR
+// dropped, blank lines and # comments skipped.
+void for_each_entry_line(const std::string& text, const std::function<void(const std::string&, int)>& fn) {
+    std::istringstream lines(text);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        line.erase(0, line.find_first_not_of(" \t\v\f"));
+        if (!line.empty() && line[0] != '#') fn(line, number);
+    }
+}
+
 std::string bad(const std::string& flag, const std::string& text, const std::string& why) {
     return flag + " " + quote(text) + ": " + why;
 }
@@ -87,12 +99,7 @@ int parse_stop_signal(const std::string& text, const std::string& flag) {
 std::vector<std::string> parse_env_file(const std::string& text, const std::function<const char*(const std::string&)>& lookup,
                                         const std::string& file) {
     std::vector<std::string> out;
-    std::istringstream lines(text);
-    std::string line;
-    for (int number = 1; std::getline(lines, line); ++number) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        line.erase(0, line.find_first_not_of(" \t\v\f"));
-        if (line.empty() || line[0] == '#') continue;
+    for_each_entry_line(text, [&](const std::string& line, int number) {
         size_t eq = line.find('=');
         std::string key = line.substr(0, eq);
         std::string where = "--env-file " + quote(file) + " line " + std::to_string(number) + ": ";
@@ -100,7 +107,7 @@ std::vector<std::string> parse_env_file(const std::string& text, const std::func
         if (key.find_first_of(" \t") != std::string::npos) throw error(where + "the name " + quote(key) + " contains blanks");
         if (eq != std::string::npos) out.push_back(line);
         else if (const char* v = lookup(key)) out.push_back(key + "=" + v);
-    }
+    });
     return out;
 }
 
@@ -114,14 +121,9 @@ std::pair<std::string, std::string> parse_label(const std::string& text, const s
 
 std::vector<std::pair<std::string, std::string>> parse_label_file(const std::string& text, const std::string& file) {
     std::vector<std::pair<std::string, std::string>> out;
-    std::istringstream lines(text);
-    std::string line;
-    for (int number = 1; std::getline(lines, line); ++number) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        line.erase(0, line.find_first_not_of(" \t\v\f"));
-        if (line.empty() || line[0] == '#') continue;
+    for_each_entry_line(text, [&](const std::string& line, int number) {
         out.push_back(parse_label(line, "--label-file " + quote(file) + " line " + std::to_string(number)));
-    }
+    });
     return out;
 }
 
