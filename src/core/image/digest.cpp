@@ -7,6 +7,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/hex.h"
 
 namespace pieces::image {
 
@@ -34,13 +35,7 @@ void sha256::update(const void* data, size_t size) {
 digest sha256::finish() {
     uint8_t out[SHA256_DIGEST_SIZE];
     sha256_digest(&state_->ctx, sizeof out, out);
-    static constexpr char hexdigits[] = "0123456789abcdef";
-    std::string text = "sha256:";
-    for (uint8_t b : out) {
-        text += hexdigits[b >> 4];
-        text += hexdigits[b & 15];
-    }
-    return digest(std::move(text));
+    return digest("sha256:" + hex_of(out, sizeof out));
 }
 
 digest sha256_of(std::string_view data) {
