@@ -6,6 +6,7 @@
 #include <link.h>
 #include <seccomp.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 
 #include "core/base/error.h"
 #include "core/base/fs.h"
+#include "core/base/hex.h"
 #include "core/base/log.h"
 
 namespace pieces::linux_ {
@@ -45,12 +47,7 @@ int find_build_id(dl_phdr_info* info, size_t, void* out) {
             const char* next = desc + ((n.n_descsz + 3) & ~3U);
             if (next > end) break;
             if (n.n_type == NT_GNU_BUILD_ID && n.n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
-                static const char hex[] = "0123456789abcdef";
-                for (uint32_t k = 0; k < n.n_descsz; ++k) {
-                    auto b = static_cast<unsigned char>(desc[k]);
-                    id->push_back(hex[b >> 4]);
-                    id->push_back(hex[b & 15]);
-                }
+                *id = hex_of(desc, n.n_descsz);
                 return 1;
             }
             p = next;
@@ -60,12 +57,16 @@ int find_build_id(dl_phdr_info* info, size_t, void* out) {
 }
 
 // Everything the compiled filter depends on: the profile, the code that compiled it (our build
-// id, libseccomp's version) and what libseccomp learnt of the kernel (its API level).
+// id, libseccomp's version) and the kernel it compiled for. libseccomp's API level follows from
+// the kernel, but asking libseccomp for it probes the kernel anew in every process (0.1 ms on
+// each create); uname names the kernel in one call.
 std::string cache_key(const json& sc) {
     const scmp_version* v = seccomp_version();
+    struct utsname u {};
+    ::uname(&u);
     std::string key = "build-id " + self_build_id() + "\nlibseccomp " + std::to_string(v->major) + "." +
-                      std::to_string(v->minor) + "." + std::to_string(v->micro) + " api " +
-                      std::to_string(seccomp_api_get()) + " arch " + std::to_string(seccomp_arch_native()) + "\n";
+                      std::to_string(v->minor) + "." + std::to_string(v->micro) + " arch " +
+                      std::to_string(seccomp_arch_native()) + "\nkernel " + u.release + " " + u.version + "\n";
     key += sc.dump();
     return key;
 }

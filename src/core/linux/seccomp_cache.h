@@ -16,7 +16,7 @@ namespace pieces::linux_ {
 std::string seccomp_cache_dir(const std::string& root);
 
 /// compile_seccomp through the cache in `cache_dir`: an entry holds the exact input it was
-/// compiled from (the profile, our build id, libseccomp's version and API level), and only an
+/// compiled from (the profile, our build id, libseccomp's version, the kernel), and only an
 /// identical input reuses it. Entries that are not ours (owner, mode, type) or not whole are
 /// ignored and replaced; the directory keeps at most `max_entries`, the least recently used
 /// going first. A cache that cannot be read or written costs only the compile; with no build
