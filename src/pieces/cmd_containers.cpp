@@ -240,8 +240,7 @@ command add_ps(CLI::App& app, context& ctx) {
                 // A status filter other than running shows stopped containers too, as with -a.
                 bool show_all = *all || filter.values.count("status");
                 for (const auto& c : list) {
-                    bool live = c.state == "running" || c.state == "paused" || c.state == "created";
-                    if ((!show_all && !live) || !filter.matches(c, ancestor_ids)) continue;
+                    if ((!show_all && !pieces::image::is_live(c.state)) || !filter.matches(c, ancestor_ids)) continue;
                     std::string id = *no_trunc ? c.id : c.id.substr(0, 12);
                     if (*quiet) std::printf("%s\n", id.c_str());
                     else if (fmt) std::printf("%s\n", fmt->render(c, *no_trunc).c_str());

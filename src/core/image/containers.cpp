@@ -419,7 +419,8 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
         try {
             std::string rootfs = mount_image(s, img, dir, r.remove ? upper_kind::throwaway : upper_kind::kept);
             json cfg = bundle_config(img, r, rootfs, id, dir + "/volumes");
-            seed_image_volumes(rootfs, image_volumes(img.runtime(), r, dir + "/volumes"));
+            auto volumes = image_volumes(img.runtime(), r, dir + "/volumes");
+            seed_image_volumes(rootfs, volumes);
             write_file_atomic(dir + "/config.json", cfg.dump(2), 0600);
             auto labels = container_labels(img.runtime(), r);
             int signal = stop_signal(img, r);
@@ -429,7 +430,7 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
                       {"stopSignal", signal}, {"labels", labels},
                       {"Config", docker_config(img.runtime(), r, cfg, labels, signal)},
                       {"HostConfig", docker_host_config(r)},
-                      {"Mounts", docker_mounts(r, image_volumes(img.runtime(), r, dir + "/volumes"))}};
+                      {"Mounts", docker_mounts(r, volumes)}};
             if (r.stop_timeout) record["stopTimeout"] = *r.stop_timeout;
             write_record(store_root, record);
         } catch (...) {
@@ -502,6 +503,8 @@ int run_container(const std::string& store_root, const run_request& r, std::stri
     }
 }
 
+bool is_live(const std::string& status) { return status == "running" || status == "paused" || status == "created"; }
+
 std::vector<container_info> list_containers(const std::string& store_root) {
     std::vector<container_info> out;
     for (const json& rec : records(store_root)) {
@@ -543,8 +546,7 @@ void stop_container(const std::string& store_root, const std::string& ref, std::
     container_info c = find_container(store_root, ref);
     std::string root = state_root(store_root);
     auto running = [&] {
-        std::string st = runtime_status(store_root, c.id, nullptr);
-        return st == "running" || st == "paused" || st == "created";
+        return is_live(runtime_status(store_root, c.id, nullptr));
     };
     if (!running()) return;
     json record = read_record(store_root, c.id);
@@ -599,9 +601,7 @@ int wait_container(const std::string& store_root, const std::string& ref) {
             throw gone();
         }
         if (record.contains("exitCode")) return record["exitCode"].get<int>();
-        std::string st = runtime_status(store_root, c.id, nullptr);
-        bool live = st == "running" || st == "paused" || st == "created";
-        ended_without_status = live ? 0 : ended_without_status + 1;
+        ended_without_status = is_live(runtime_status(store_root, c.id, nullptr)) ? 0 : ended_without_status + 1;
         if (ended_without_status > 5) throw error("container " + quote(ref) + " ended but no exit status was recorded for it");
         struct pollfd pfd = {watch.get(), POLLIN, 0};
         if (::poll(&pfd, 1, 1000) < 0 && errno != EINTR) throw_errno("poll");
@@ -624,8 +624,7 @@ json inspect_container(const std::string& store_root, const std::string& ref) {
 void remove_container(const std::string& store_root, const std::string& ref, bool force) {
     container_info c = find_container(store_root, ref);
     std::string st = runtime_status(store_root, c.id, nullptr);
-    bool live = st == "running" || st == "paused" || st == "created";
-    if (live && !force) throw error("container " + quote(ref) + " is " + st + ": stop it first, or remove it with -f");
+    if (is_live(st) && !force) throw error("container " + quote(ref) + " is " + st + ": stop it first, or remove it with -f");
     std::string root = state_root(store_root);
     if (st != "exited") container::remove(root, c.id, true);
     std::string dir = containers_dir(store_root) + "/" + c.id;

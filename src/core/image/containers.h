@@ -88,6 +88,10 @@ struct container_info {
 /// process that records its exit, prints nothing, and returns its id through `id_out`.
 int run_container(const std::string& store_root, const run_request& r, std::string* id_out = nullptr);
 
+/// Whether a container in this runtime status ("created", "running", "paused") still has its
+/// init process.
+bool is_live(const std::string& status);
+
 /// Every container, newest first.
 std::vector<container_info> list_containers(const std::string& store_root);
 /// What find_container throws when no container has that name, id or id prefix.
